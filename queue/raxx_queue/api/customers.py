@@ -1,0 +1,36 @@
+"""Billing customer reads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from raxx_queue.api.deps import AnyCaller, DatabaseDep, QueueCustomerId
+from raxx_queue.billing import reads
+from raxx_queue.billing.schemas import Customer, CustomerPage, PlanTier, SubscriptionStatus
+
+router = APIRouter(prefix="/api/v1/billing/customers", tags=["customers"])
+
+
+@router.get("")
+async def list_customers(
+    _caller: AnyCaller,
+    db: DatabaseDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    status: SubscriptionStatus | None = None,
+    plan_tier: PlanTier | None = None,
+) -> CustomerPage:
+    async with db.connection() as conn:
+        return await reads.list_customers(
+            conn, limit=limit, cursor=cursor, status=status, plan_tier=plan_tier
+        )
+
+
+@router.get("/{queue_customer_id}")
+async def get_customer(
+    queue_customer_id: QueueCustomerId, _caller: AnyCaller, db: DatabaseDep
+) -> Customer:
+    async with db.connection() as conn:
+        return await reads.get_customer(conn, queue_customer_id)

@@ -1,0 +1,100 @@
+"""Request dependencies: services, callers and their permissions, the billing flag."""
+
+from __future__ import annotations
+
+import enum
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, Path, Request
+
+from raxx_queue.db.pool import Database
+from raxx_queue.errors import BillingDisabled, Forbidden, Unauthenticated
+from raxx_queue.settings import Settings
+
+QUEUE_CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class Caller(enum.StrEnum):
+    RAPTOR = "raptor"
+    CONSOLE = "console"
+
+
+@dataclass
+class Services:
+    """Everything the lifespan owns, reachable from a request."""
+
+    settings: Settings
+    db: Database
+    schema_head: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_db(request: Request) -> Database:
+    return get_services(request).db
+
+
+DatabaseDep = Annotated[Database, Depends(get_db)]
+
+
+def require_billing_enabled(request: Request) -> None:
+    """The kill switch: every /api route answers 503 while FLAG_QUEUE_BILLING is false."""
+    if not get_services(request).settings.flag_queue_billing:
+        raise BillingDisabled()
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def identify_caller(request: Request) -> Caller:
+    """Match the bearer token against every configured caller in constant time."""
+    token = _bearer(request)
+    if token is None:
+        raise Unauthenticated()
+    presented = token.encode()
+    matched: Caller | None = None
+    for name, expected in get_services(request).settings.service_tokens().items():
+        # compare against all callers, no early exit
+        if hmac.compare_digest(presented, expected.encode()):
+            matched = Caller(name)
+    if matched is None:
+        raise Unauthenticated()
+    request.scope.setdefault("state", {})["caller"] = matched.value
+    structlog.contextvars.bind_contextvars(caller=matched.value)
+    return matched
+
+
+def allow(*callers: Caller) -> Callable[[Request], Caller]:
+    """A dependency admitting only the given callers (SPEC §3 permission table)."""
+
+    def dependency(request: Request) -> Caller:
+        caller = identify_caller(request)
+        if caller not in callers:
+            raise Forbidden()
+        return caller
+
+    return dependency
+
+
+AnyCaller = Annotated[Caller, Depends(allow(Caller.RAPTOR, Caller.CONSOLE))]
+RaptorOnly = Annotated[Caller, Depends(allow(Caller.RAPTOR))]
+ConsoleOnly = Annotated[Caller, Depends(allow(Caller.CONSOLE))]
+QueueCustomerId = Annotated[
+    str, Path(pattern=QUEUE_CUSTOMER_ID_PATTERN, description="the platform's customer id")
+]

@@ -1,0 +1,25 @@
+"""Invoices of a customer, newest first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from raxx_queue.api.deps import AnyCaller, DatabaseDep, QueueCustomerId
+from raxx_queue.billing import reads
+from raxx_queue.billing.schemas import InvoicePage
+
+router = APIRouter(prefix="/api/v1/billing/invoices", tags=["invoices"])
+
+
+@router.get("/{queue_customer_id}")
+async def list_invoices(
+    queue_customer_id: QueueCustomerId,
+    _caller: AnyCaller,
+    db: DatabaseDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> InvoicePage:
+    async with db.connection() as conn:
+        return await reads.list_invoices(conn, queue_customer_id, limit=limit, cursor=cursor)

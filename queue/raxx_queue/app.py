@@ -1,0 +1,69 @@
+"""The FastAPI application: create_app(settings) and the lifespan that owns resources."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from raxx_queue import __version__
+from raxx_queue.api import customers, health, invoices, subscriptions
+from raxx_queue.api.deps import Services, require_billing_enabled
+from raxx_queue.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from raxx_queue.db.migrate import find_migrations_dir, plan_head
+from raxx_queue.db.pool import Database
+from raxx_queue.errors import install_error_handlers
+from raxx_queue.jsonio import FastJSONResponse
+from raxx_queue.logs import configure_logging
+from raxx_queue.sentry import init_sentry
+from raxx_queue.settings import ConfigError, Settings, load_settings
+
+BILLING_ROUTERS = (customers.router, subscriptions.router, invoices.router)
+
+
+def _schema_head(settings: Settings) -> str | None:
+    try:
+        return plan_head(find_migrations_dir(settings.queue_migrations_dir))
+    except ConfigError:
+        return None
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app; resources are opened by the lifespan, never at import time."""
+    configure_logging(settings)
+    init_sentry(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dsn = settings.database_dsn()
+        if dsn is None:
+            raise ConfigError("DATABASE_URL: not set (the CLI starts an embedded database)")
+        db = Database(dsn)
+        await db.open()
+        app.state.services = Services(settings=settings, db=db, schema_head=_schema_head(settings))
+        try:
+            yield
+        finally:
+            await db.close()
+
+    app = FastAPI(
+        title="Queue",
+        version=__version__,
+        description="Billing authority of the Raxx platform.",
+        lifespan=lifespan,
+        default_response_class=FastJSONResponse,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    gate = [Depends(require_billing_enabled)]
+    for router in BILLING_ROUTERS:
+        app.include_router(router, dependencies=gate)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn factory for worker processes: settings from the environment."""
+    return create_app(load_settings())

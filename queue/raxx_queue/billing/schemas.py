@@ -1,0 +1,79 @@
+"""Response and request shapes of the billing API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+PlanTier = Literal["free", "pro", "pro_plus"]
+SubscriptionStatus = Literal[
+    "none",
+    "incomplete",
+    "incomplete_expired",
+    "trialing",
+    "active",
+    "past_due",
+    "canceled",
+    "unpaid",
+    "paused",
+]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+
+class SubscriptionSummary(Schema):
+    """The customer's current subscription, as the paywall and Console see it."""
+
+    queue_customer_id: str
+    stripe_subscription_id: str | None
+    # the tier the customer may use now: free unless entitled
+    plan_tier: PlanTier
+    # the tier of the subscription's price, whatever its status
+    subscribed_tier: PlanTier
+    status: SubscriptionStatus
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    trial_end: datetime | None
+    grace_until: datetime | None
+    entitled: bool
+    feature_locked_at: datetime | None
+
+
+class Customer(Schema):
+    queue_customer_id: str
+    stripe_customer_id: str | None
+    billing_email: str | None
+    billing_name: str | None
+    deleted: bool
+    created_at: datetime
+    subscription: SubscriptionSummary
+
+
+class CustomerPage(Schema):
+    data: list[Customer]
+    next_cursor: str | None
+
+
+class Invoice(Schema):
+    stripe_invoice_id: str
+    stripe_subscription_id: str | None
+    status: str | None
+    number: str | None
+    currency: str | None
+    amount_due: int | None
+    amount_paid: int | None
+    amount_remaining: int | None
+    hosted_invoice_url: str | None
+    period_start: datetime | None
+    period_end: datetime | None
+    paid_at: datetime | None
+    created: datetime
+
+
+class InvoicePage(Schema):
+    data: list[Invoice]
+    next_cursor: str | None

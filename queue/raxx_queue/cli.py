@@ -1,0 +1,161 @@
+"""raxx-queue: serve | dev | migrate | audit verify | reconcile | events replay."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import uvicorn
+from pydantic import SecretStr
+
+from raxx_queue.db.embedded import start_embedded_postgres
+from raxx_queue.db.migrate import MigrationError, deploy, find_migrations_dir
+from raxx_queue.logs import configure_logging
+from raxx_queue.settings import ConfigError, Settings, load_settings
+
+SHUTDOWN_GRACE_SECONDS = 25
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def resolve_database(settings: Settings, *, migrate: bool) -> Settings:
+    """Outside production, no DATABASE_URL means the embedded Postgres, migrated on start."""
+    if settings.database_url is not None:
+        return settings
+    if settings.is_production:
+        raise ConfigError("DATABASE_URL: required in production")
+    url = start_embedded_postgres(settings.queue_data_dir)
+    if migrate:
+        deploy(url, find_migrations_dir(settings.queue_migrations_dir))
+    return settings.model_copy(update={"database_url": SecretStr(url)})
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, object]:
+    return {
+        "host": "0.0.0.0",  # noqa: S104 - Heroku routes to $PORT on all interfaces
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "access_log": False,
+        "proxy_headers": True,
+        "forwarded_allow_ips": "*",
+        "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
+        "log_config": None,
+    }
+
+
+def run_server(settings: Settings, workers: int) -> int:
+    from raxx_queue.app import create_app
+
+    options = _uvicorn_options(settings)
+    if workers <= 1:
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        return 0
+    # workers re-read the environment: hand them the resolved database
+    assert settings.database_url is not None
+    os.environ["DATABASE_URL"] = settings.database_url.get_secret_value()
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="queue-metrics-")
+    uvicorn.run(
+        "raxx_queue.app:create_app_from_env",
+        factory=True,
+        workers=workers,
+        **options,  # type: ignore[arg-type]
+    )
+    return 0
+
+
+def cmd_serve(_args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging(settings)
+    settings = resolve_database(settings, migrate=True)
+    return run_server(settings, int(os.environ.get("WEB_CONCURRENCY", "1")))
+
+
+DEV_SECRETS = (
+    "QUEUE_SERVICE_TOKEN_RAPTOR",
+    "QUEUE_SERVICE_TOKEN_CONSOLE",
+    "BILLING_AUDIT_HMAC_KEY",
+    "RAPTOR_MIRROR_TOKEN",
+)
+
+
+def _dev_secrets(data_dir: Path) -> dict[str, str]:
+    """Random local secrets, kept in the data dir so they survive restarts."""
+    path = data_dir / "dev-secrets.json"
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    for name in DEV_SECRETS:
+        stored.setdefault(name, secrets.token_urlsafe(24))
+    stored.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_" + secrets.token_hex(16))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stored, indent=2))
+    path.chmod(0o600)
+    return stored
+
+
+def cmd_dev(_args: argparse.Namespace) -> int:
+    """Local development: embedded Postgres, billing on, generated tokens printed once."""
+    os.environ.setdefault("QUEUE_ENV", "development")
+    os.environ.setdefault("FLAG_QUEUE_BILLING", "true")
+    os.environ.setdefault("LOG_FORMAT", "console")
+    data_dir = Path(os.environ.get("QUEUE_DATA_DIR", ".queue-data"))
+    generated = _dev_secrets(data_dir)
+    for name, value in generated.items():
+        os.environ.setdefault(name, value)
+    settings = load_settings()
+    if settings.is_production:
+        raise ConfigError("QUEUE_ENV: `raxx-queue dev` refuses to run in production")
+    configure_logging(settings)
+    settings = resolve_database(settings, migrate=True)
+    tokens = settings.service_tokens()
+    print(
+        f"\nQueue (development) on http://127.0.0.1:{settings.port}\n"
+        f"  raptor token:  {tokens.get('raptor')}\n"
+        f"  console token: {tokens.get('console')}\n"
+        f"  try: curl -H 'Authorization: Bearer {tokens.get('console')}' "
+        f"http://127.0.0.1:{settings.port}/api/v1/billing/customers\n",
+        flush=True,
+    )
+    return run_server(settings, 1)
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging(settings)
+    migrations = find_migrations_dir(settings.queue_migrations_dir)
+    settings = resolve_database(settings, migrate=False)
+    dsn = settings.database_dsn()
+    assert dsn is not None
+    print(deploy(dsn, migrations).strip())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="raxx-queue", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="serve HTTP on 0.0.0.0:$PORT").set_defaults(func=cmd_serve)
+    sub.add_parser("dev", help="local server on the embedded Postgres").set_defaults(func=cmd_dev)
+    sub.add_parser("migrate", help="sqitch deploy --verify").set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Command = args.func
+    try:
+        return func(args)
+    except (ConfigError, MigrationError) as error:
+        print(f"raxx-queue: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The asyncpg pool, owned by the app lifespan; connection failures become 503s."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+import asyncpg
+import orjson
+
+from raxx_queue.errors import DatabaseUnavailable
+from raxx_queue.jsonio import dumps_str
+
+# Errors that mean "the database is not there", as opposed to a bad query.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+UNAVAILABLE: tuple[type[BaseException], ...] = (DatabaseUnavailable, *CONNECTION_ERRORS)
+
+Connection: TypeAlias = (
+    "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+)
+
+
+async def _init_connection(conn: Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, encoder=dumps_str, decoder=orjson.loads, schema="pg_catalog", format="text"
+        )
+
+
+class Database:
+    """A lazily connecting pool: the service binds its port even while Postgres is away."""
+
+    def __init__(self, dsn: str, *, max_size: int = 10, command_timeout: float = 30.0) -> None:
+        self._dsn = dsn
+        self._max_size = max_size
+        self._command_timeout = command_timeout
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+
+    async def open(self) -> None:
+        # min_size=0: creating the pool makes no connection, so a slow database
+        # cannot hold up start-up; /ready reports it instead.
+        self._pool = await asyncpg.create_pool(
+            self._dsn,
+            min_size=0,
+            max_size=self._max_size,
+            command_timeout=self._command_timeout,
+            init=_init_connection,
+            max_inactive_connection_lifetime=300.0,
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def pool(self) -> asyncpg.Pool[asyncpg.Record]:
+        if self._pool is None:
+            raise DatabaseUnavailable()
+        return self._pool
+
+    @asynccontextmanager
+    async def connection(self, timeout: float = 5.0) -> AsyncIterator[Connection]:
+        try:
+            conn = await self.pool.acquire(timeout=timeout)
+        except CONNECTION_ERRORS:
+            raise DatabaseUnavailable() from None
+        try:
+            yield conn
+        finally:
+            await self.pool.release(conn)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """One transaction: the single place write requests open one."""
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def ping(self, timeout: float = 1.0) -> bool:
+        try:
+            async with self.connection(timeout=timeout) as conn:
+                await conn.fetchval("SELECT 1", timeout=timeout)
+        except UNAVAILABLE:
+            return False
+        return True
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        async with self.connection() as conn:
+            return await conn.fetchval(query, *args)

@@ -1,0 +1,26 @@
+"""JSON encoding with orjson, and the response class that uses it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import JSONResponse
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def dumps_str(value: Any) -> str:
+    return dumps(value).decode()
+
+
+loads = orjson.loads
+
+
+class FastJSONResponse(JSONResponse):
+    """A JSONResponse rendered by orjson (datetimes as ISO 8601)."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)

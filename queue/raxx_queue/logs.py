@@ -1,0 +1,85 @@
+"""structlog set-up: JSON or console lines, request context, redaction."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from raxx_queue.redaction import redactor
+from raxx_queue.settings import LogFormat, Settings
+
+
+def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    redacted: MutableMapping[str, Any] = redactor.value(dict(event_dict))
+    return redacted
+
+
+SHARED_PROCESSORS: list[structlog.types.Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _redact,
+]
+
+
+def build_formatter(log_format: LogFormat) -> structlog.stdlib.ProcessorFormatter:
+    renderer: structlog.types.Processor
+    if log_format is LogFormat.JSON:
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=SHARED_PROCESSORS,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _redact,
+            renderer,
+        ],
+    )
+
+
+def configure_logging(settings: Settings) -> None:
+    """Route structlog and stdlib logging through one redacting formatter on stderr."""
+    redactor.register(_secrets_of(settings))
+    structlog.configure(
+        processors=[
+            *SHARED_PROCESSORS,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(build_formatter(settings.log_format))
+    handler.set_name("raxx_queue")
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if h.get_name() != "raxx_queue"]
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+    # request lines are logged by our middleware, with the request id and caller
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def _secrets_of(settings: Settings) -> list[str | None]:
+    secrets = [
+        settings.database_url,
+        settings.stripe_restricted_key,
+        settings.stripe_secret_key,
+        settings.queue_service_token_raptor,
+        settings.queue_service_token_console,
+        settings.raptor_mirror_token,
+        settings.billing_audit_hmac_key,
+        settings.sentry_dsn,
+        *settings.stripe_webhook_secret,
+    ]
+    return [s.get_secret_value() if s is not None else None for s in secrets]

@@ -1,0 +1,57 @@
+"""Prometheus metrics of the service (names documented in docs/runbooks/metrics.md)."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+HTTP_REQUESTS = Counter(
+    "queue_http_requests_total", "HTTP requests by route and status", ["route", "status"]
+)
+WEBHOOK_EVENTS = Counter(
+    "queue_webhook_events_total", "Stripe events by type and outcome", ["type", "outcome"]
+)
+WEBHOOK_SECONDS = Histogram(
+    "queue_webhook_processing_seconds",
+    "Time to verify and apply one Stripe event",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+WEBHOOK_SIGNATURE_FAILURES = Counter(
+    "queue_webhook_signature_failures_total", "Webhook deliveries rejected", ["reason"]
+)
+WEBHOOK_SECRET_MATCHES = Counter(
+    "queue_webhook_secret_matches_total",
+    "Verified deliveries by which configured secret matched (0 = first)",
+    ["secret_index"],
+)
+MIRROR_PENDING = Gauge(
+    "queue_mirror_pending_rows", "Mirror rows not yet pushed to Raptor", multiprocess_mode="max"
+)
+MIRROR_OLDEST_AGE = Gauge(
+    "queue_mirror_oldest_pending_age_seconds",
+    "Age of the oldest unpushed mirror change",
+    multiprocess_mode="max",
+)
+MIRROR_PUSHES = Counter("queue_mirror_pushes_total", "Pushes to Raptor by outcome", ["outcome"])
+AUDIT_UNSEALED = Gauge(
+    "queue_audit_unsealed_rows", "Audit rows waiting to be sealed", multiprocess_mode="max"
+)
+AUDIT_SEALED = Counter("queue_audit_sealed_rows_total", "Audit rows sealed into the chain")
+
+
+def render_latest() -> tuple[bytes, str]:
+    """The exposition text; aggregates all workers when running multi-process."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

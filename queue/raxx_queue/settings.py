@@ -1,0 +1,221 @@
+"""Configuration, read once from the environment at start-up (SPEC §2)."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDERS = frozenset({"changeme", "change-me", "changethis", "placeholder", "xxx", "todo"})
+
+
+class Environment(enum.StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class LogFormat(enum.StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class ConfigError(Exception):
+    """A start-up configuration problem; the message names variables, never values."""
+
+
+def _split_secrets(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def require_ssl(url: str) -> str:
+    """Add sslmode=require to a Postgres URL unless it already sets sslmode."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if "sslmode" in query:
+        return url
+    query["sslmode"] = "require"
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class Settings(BaseSettings):
+    """Every variable of SPEC §2. Secrets are SecretStr and have no defaults."""
+
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True
+    )
+
+    queue_env: Environment = Environment.DEVELOPMENT
+    port: int = Field(default=8000, ge=1, le=65535)
+    database_url: SecretStr | None = None
+    queue_data_dir: Path = Path(".queue-data")
+    queue_migrations_dir: Path | None = None
+    flag_queue_billing: bool = False
+    flag_billing_audit_writes: bool = True
+
+    stripe_restricted_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("STRIPE_RESTRICTED_KEY")
+    )
+    stripe_secret_key: SecretStr | None = None
+    stripe_api_base: HttpUrl | None = None
+    stripe_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=86_400)
+    stripe_price_id_pro: str | None = None
+    stripe_price_id_pro_plus: str | None = None
+
+    queue_service_token_raptor: SecretStr | None = None
+    queue_service_token_console: SecretStr | None = None
+    raptor_mirror_url: HttpUrl | None = None
+    raptor_mirror_token: SecretStr | None = None
+    billing_audit_hmac_key: SecretStr | None = None
+    grace_period_days: int = Field(default=7, ge=0, le=90)
+
+    portal_return_url: HttpUrl | None = None
+    checkout_success_url: HttpUrl | None = None
+    checkout_cancel_url: HttpUrl | None = None
+
+    sentry_dsn: SecretStr | None = None
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.JSON
+
+    @field_validator("stripe_webhook_secret", mode="before")
+    @classmethod
+    def _parse_secrets(cls, value: Any) -> Any:
+        return _split_secrets(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("unknown log level")
+        return level
+
+    @field_validator(
+        "database_url",
+        "stripe_restricted_key",
+        "stripe_secret_key",
+        "queue_service_token_raptor",
+        "queue_service_token_console",
+        "raptor_mirror_token",
+        "billing_audit_hmac_key",
+        "sentry_dsn",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator(
+        "queue_service_token_raptor",
+        "queue_service_token_console",
+        "raptor_mirror_token",
+        "billing_audit_hmac_key",
+    )
+    @classmethod
+    def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        if raw.lower() in PLACEHOLDERS or len(raw) < 16:
+            raise ValueError("must be a real secret of at least 16 characters")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = urlsplit(value.get_secret_value()).scheme
+            if scheme not in {"postgres", "postgresql"}:
+                raise ValueError("must be a postgres:// or postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_environment(self) -> Settings:
+        if self.queue_env is Environment.PRODUCTION and self.database_url is None:
+            raise ValueError("DATABASE_URL is required in production")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.queue_env is Environment.PRODUCTION
+
+    @property
+    def stripe_api_key(self) -> SecretStr | None:
+        return self.stripe_restricted_key or self.stripe_secret_key
+
+    def database_dsn(self) -> str | None:
+        """The configured database URL, with sslmode=require enforced in production."""
+        if self.database_url is None:
+            return None
+        url = self.database_url.get_secret_value()
+        return require_ssl(url) if self.is_production else url
+
+    def price_tiers(self) -> dict[str, str]:
+        """Map of configured Stripe price id → plan tier."""
+        tiers: dict[str, str] = {}
+        if self.stripe_price_id_pro:
+            tiers[self.stripe_price_id_pro] = "pro"
+        if self.stripe_price_id_pro_plus:
+            tiers[self.stripe_price_id_pro_plus] = "pro_plus"
+        return tiers
+
+    def price_for_tier(self, tier: str) -> str | None:
+        return {"pro": self.stripe_price_id_pro, "pro_plus": self.stripe_price_id_pro_plus}.get(
+            tier
+        )
+
+    def service_tokens(self) -> dict[str, str]:
+        """Caller name → bearer token, for the callers that are configured."""
+        tokens: dict[str, str] = {}
+        if self.queue_service_token_raptor is not None:
+            tokens["raptor"] = self.queue_service_token_raptor.get_secret_value()
+        if self.queue_service_token_console is not None:
+            tokens["console"] = self.queue_service_token_console.get_secret_value()
+        return tokens
+
+    def webhook_secrets(self) -> list[str]:
+        return [secret.get_secret_value() for secret in self.stripe_webhook_secret]
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        message = str(item["msg"]).removeprefix("Value error, ")
+        loc = ".".join(str(part) for part in item["loc"])
+        problems.append(f"{loc.upper()}: {message}" if loc else message)
+    return "invalid configuration: " + "; ".join(problems)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment; raise ConfigError naming the bad variables, never their values."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+    if settings.stripe_restricted_key is None and settings.stripe_secret_key is not None:
+        log.warning(
+            "STRIPE_SECRET_KEY is set and STRIPE_RESTRICTED_KEY is not: using "
+            "STRIPE_SECRET_KEY; prefer a restricted key in STRIPE_RESTRICTED_KEY"
+        )
+    return settings
