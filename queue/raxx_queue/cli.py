@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -51,9 +52,17 @@ def _uvicorn_options(settings: Settings) -> dict[str, object]:
     }
 
 
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    # uvicorn re-raises the signal it handled once shutdown is complete; a finished
+    # graceful shutdown is a clean exit, not a death by signal
+    raise SystemExit(0)
+
+
 def run_server(settings: Settings, workers: int) -> int:
     from raxx_queue.app import create_app
 
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
     options = _uvicorn_options(settings)
     if workers <= 1:
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]

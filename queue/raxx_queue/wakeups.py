@@ -1,0 +1,25 @@
+"""In-process wake-ups: a commit tells the background workers there is work now."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class Wakeup:
+    """A level-triggered nudge; waiting returns early when nudged, else after a timeout."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def nudge(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to timeout seconds; True if nudged. Clears the nudge."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
+        nudged = self._event.is_set()
+        self._event.clear()
+        return nudged

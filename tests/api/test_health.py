@@ -1,0 +1,55 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import httpx
+
+from raxx_queue import __version__
+from raxx_queue.db.migrate import plan_head
+from tests.conftest import make_settings, running_app
+from tests.support.database import MIGRATIONS, create_database, drop_database
+
+
+async def test_health_reports_database_and_flag(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "service": "queue",
+        "version": __version__,
+        "database": "ok",
+        "billing_enabled": True,
+    }
+    assert response.headers["x-request-id"]
+
+
+async def test_ready_when_migrated(client: httpx.AsyncClient) -> None:
+    response = await client.get("/ready")
+    assert response.status_code == 200
+    assert response.json()["schema"] == plan_head(MIGRATIONS)
+
+
+async def test_not_ready_on_an_unmigrated_database(pg_server: str) -> None:
+    url = await create_database(pg_server, prefix="queue_empty")
+    try:
+        async with running_app(make_settings(url)) as client:
+            response = await client.get("/ready")
+            assert response.status_code == 503
+            assert (await client.get("/health")).json()["database"] == "ok"
+    finally:
+        await drop_database(pg_server, url)
+
+
+async def test_database_unreachable(clean_db: str) -> None:
+    settings = make_settings("postgresql://postgres@127.0.0.1:1/nowhere")
+    async with running_app(settings) as client:
+        health = await client.get("/health")
+        assert health.status_code == 200
+        assert health.json()["database"] == "unavailable"
+        ready = await client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["error"]["code"] == "DATABASE_UNAVAILABLE"
+        read = await client.get(
+            "/api/v1/billing/customers", headers={"Authorization": "Bearer " + "x" * 20}
+        )
+        assert read.status_code == 401

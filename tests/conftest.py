@@ -1,0 +1,122 @@
+"""Shared fixtures: a real Postgres migrated by real sqitch, the app, captured logs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from raxx_queue.app import create_app
+from raxx_queue.settings import Settings
+from tests.support import values
+from tests.support.database import (
+    create_database,
+    drop_database,
+    migrate,
+    server_url,
+    truncate_all,
+)
+from tests.support.logs import CapturedLogs
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    return server_url()
+
+
+@pytest.fixture(scope="session")
+async def database_url(pg_server: str) -> AsyncIterator[str]:
+    url = await create_database(pg_server)
+    migrate(url)
+    yield url
+    await drop_database(pg_server, url)
+
+
+@pytest.fixture
+async def clean_db(database_url: str) -> str:
+    await truncate_all(database_url)
+    return database_url
+
+
+@pytest.fixture
+async def db(clean_db: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
+    """A direct connection for seeding and asserting rows."""
+    conn = await asyncpg.connect(clean_db)
+    yield conn
+    await conn.close()
+
+
+def make_settings(database_url: str | None, **overrides: Any) -> Settings:
+    config: dict[str, Any] = {
+        "queue_env": "test",
+        "database_url": database_url,
+        "flag_queue_billing": True,
+        "flag_billing_audit_writes": True,
+        "stripe_restricted_key": values.STRIPE_KEY,
+        "stripe_webhook_secret": values.WEBHOOK_SECRET,
+        "stripe_price_id_pro": values.PRICE_PRO,
+        "stripe_price_id_pro_plus": values.PRICE_PRO_PLUS,
+        "queue_service_token_raptor": values.RAPTOR_TOKEN,
+        "queue_service_token_console": values.CONSOLE_TOKEN,
+        "billing_audit_hmac_key": values.AUDIT_KEY,
+        "raptor_mirror_token": values.MIRROR_TOKEN,
+        "portal_return_url": "https://app.raxx.test/billing",
+        "checkout_success_url": "https://app.raxx.test/billing/success",
+        "checkout_cancel_url": "https://app.raxx.test/billing/cancel",
+        "log_format": "json",
+        "log_level": "DEBUG",
+    }
+    config.update(overrides)
+    return Settings(**config)
+
+
+@pytest.fixture
+def settings(clean_db: str) -> Settings:
+    return make_settings(clean_db)
+
+
+AppFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@asynccontextmanager
+async def running_app(settings: Settings, **app_options: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan running, behind an in-process HTTP client."""
+    app = create_app(settings, **app_options)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://queue.test") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_app(settings) as client:
+        yield client
+
+
+@pytest.fixture
+def app_factory(clean_db: str) -> AppFactory:
+    """Build an app with settings overrides: `async with app_factory(flag_queue_billing=False)`."""
+
+    def factory(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        return running_app(make_settings(clean_db, **overrides))
+
+    return factory
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[CapturedLogs]:
+    handler = CapturedLogs()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(previous)

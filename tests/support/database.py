@@ -1,0 +1,72 @@
+"""The test Postgres: TEST_DATABASE_URL when set, else the embedded server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import TypeAlias
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from raxx_queue.db.embedded import start_embedded_postgres
+from raxx_queue.db.migrate import deploy, find_migrations_dir
+
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
+
+REPO = Path(__file__).resolve().parents[2]
+MIGRATIONS = find_migrations_dir(REPO / "migrations" / "sqitch")
+
+TABLES = (
+    "billing_customer",
+    "billing_subscription",
+    "billing_invoice",
+    "processed_stripe_events",
+    "billing_action_log",
+    "billing_subscription_mirror",
+)
+
+
+def server_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    return start_embedded_postgres(REPO / ".queue-data" / "test")
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+async def create_database(server: str, prefix: str = "queue_test") -> str:
+    """A new empty database on the server; returns its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return with_database(server, name)
+
+
+async def drop_database(server: str, url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def migrate(url: str) -> str:
+    return deploy(url, MIGRATIONS)
+
+
+async def truncate_all(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
+    finally:
+        await conn.close()

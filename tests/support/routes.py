@@ -1,0 +1,22 @@
+"""Lists an app's routes, including those of included routers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+
+def iter_routes(routes: Iterable[Any]) -> Iterator[tuple[str, str]]:
+    """(method, path) of every route, HEAD left out."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from iter_routes(included.routes)
+            continue
+        for method in sorted(getattr(route, "methods", None) or set()):
+            if method != "HEAD":
+                yield method, route.path
+
+
+def api_routes(app: Any) -> list[tuple[str, str]]:
+    return [(m, p) for m, p in iter_routes(app.routes) if p.startswith("/api/")]

@@ -1,0 +1,29 @@
+"""Fixed test configuration values (none of them real secrets)."""
+
+RAPTOR_TOKEN = "raptor-test-token-7f3a9c1e5b"
+CONSOLE_TOKEN = "console-test-token-2d8e6b4a0c"
+WEBHOOK_SECRET = "whsec_test_current_4f1c2a9e7d3b5a8c"
+OLD_WEBHOOK_SECRET = "whsec_test_previous_9b7d5f3e1a2c4b6d"
+AUDIT_KEY = "audit-hmac-test-key-5c3e1a7b9d"
+MIRROR_TOKEN = "mirror-test-token-8a6c4e2b0d"
+STRIPE_KEY = "rk_test_queuetests0123456789abcdef"
+PRICE_PRO = "price_pro_monthly_test"
+PRICE_PRO_PLUS = "price_pro_plus_monthly_test"
+
+SECRETS = (
+    RAPTOR_TOKEN,
+    CONSOLE_TOKEN,
+    WEBHOOK_SECRET,
+    OLD_WEBHOOK_SECRET,
+    AUDIT_KEY,
+    MIRROR_TOKEN,
+    STRIPE_KEY,
+)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+RAPTOR = bearer(RAPTOR_TOKEN)
+CONSOLE = bearer(CONSOLE_TOKEN)

@@ -1,0 +1,150 @@
+"""Start-up validation: bad configuration stops the process with one line naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from raxx_queue.settings import ConfigError, load_settings
+from tests.support import values
+
+SECRET_VALUE = "super-secret-token-value-123456"
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("QUEUE_", "STRIPE_"))}
+    base.pop("DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "raxx_queue.cli", *args],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.startswith(("QUEUE_", "STRIPE_", "RAPTOR_", "BILLING_", "FLAG_", "GRACE_")):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return monkeypatch
+
+
+def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.queue_env == "development"
+    assert settings.port == 8000
+    assert settings.flag_queue_billing is False
+    assert settings.flag_billing_audit_writes is True
+    assert settings.stripe_webhook_tolerance_seconds == 300
+    assert settings.grace_period_days == 7
+    assert settings.queue_data_dir == Path(".queue-data")
+
+
+def test_webhook_secrets_are_comma_separated(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv(
+        "STRIPE_WEBHOOK_SECRET", f" {values.WEBHOOK_SECRET} ,{values.OLD_WEBHOOK_SECRET}"
+    )
+    assert load_settings().webhook_secrets() == [values.WEBHOOK_SECRET, values.OLD_WEBHOOK_SECRET]
+
+
+def test_price_ids_map_to_tiers(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("STRIPE_PRICE_ID_PRO", "price_a")
+    clean_env.setenv("STRIPE_PRICE_ID_PRO_PLUS", "price_b")
+    settings = load_settings()
+    assert settings.price_tiers() == {"price_a": "pro", "price_b": "pro_plus"}
+    assert settings.price_for_tier("pro_plus") == "price_b"
+
+
+def test_secret_key_is_a_fallback_with_a_warning(
+    clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clean_env.setenv("STRIPE_SECRET_KEY", "sk_test_fallback123")
+    settings = load_settings()
+    assert settings.stripe_api_key is not None
+    assert settings.stripe_api_key.get_secret_value() == "sk_test_fallback123"
+    assert "STRIPE_SECRET_KEY" in caplog.text
+    assert "STRIPE_RESTRICTED_KEY" in caplog.text
+    assert "sk_test_fallback123" not in caplog.text
+
+
+def test_restricted_key_wins_over_secret_key(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("STRIPE_SECRET_KEY", "sk_test_a")
+    clean_env.setenv("STRIPE_RESTRICTED_KEY", "rk_test_b")
+    key = load_settings().stripe_api_key
+    assert key is not None
+    assert key.get_secret_value() == "rk_test_b"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "not-a-port"),
+        ("PORT", "70000"),
+        ("QUEUE_ENV", "qa-cluster"),
+        ("FLAG_QUEUE_BILLING", "maybe"),
+        ("GRACE_PERIOD_DAYS", "-1"),
+        ("STRIPE_WEBHOOK_TOLERANCE_SECONDS", "0"),
+        ("RAPTOR_MIRROR_URL", "not a url"),
+        ("DATABASE_URL", "mysql://u:pw@h/db"),
+        ("QUEUE_SERVICE_TOKEN_RAPTOR", "changeme"),
+        ("LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_malformed_values_name_the_variable(
+    clean_env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert name in str(error.value)
+    assert value not in str(error.value) or value in {"0", "-1"}
+
+
+def test_production_requires_database_url(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("QUEUE_ENV", "production")
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        load_settings()
+
+
+def test_production_enforces_sslmode(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("QUEUE_ENV", "production")
+    clean_env.setenv("DATABASE_URL", "postgres://u:pw@db.example:5432/queue")
+    assert load_settings().database_dsn() == "postgres://u:pw@db.example:5432/queue?sslmode=require"
+    clean_env.setenv("DATABASE_URL", "postgres://u:pw@db.example/queue?sslmode=verify-full")
+    assert load_settings().database_dsn() == "postgres://u:pw@db.example/queue?sslmode=verify-full"
+
+
+def test_empty_values_count_as_missing(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("QUEUE_ENV", "production")
+    clean_env.setenv("DATABASE_URL", "   ")
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        load_settings()
+
+
+def test_cli_exits_with_one_line_and_no_value() -> None:
+    result = run_cli(
+        {"QUEUE_SERVICE_TOKEN_CONSOLE": "short", "RAPTOR_MIRROR_TOKEN": SECRET_VALUE, "PORT": "x"},
+        "migrate",
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "QUEUE_SERVICE_TOKEN_CONSOLE" in lines[0]
+    assert "PORT" in lines[0]
+    assert "short" not in lines[0].replace("shorter", "")
+    assert SECRET_VALUE not in result.stderr + result.stdout
+
+
+def test_cli_production_without_database_url() -> None:
+    result = run_cli({"QUEUE_ENV": "production"}, "serve")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "DATABASE_URL" in result.stderr
