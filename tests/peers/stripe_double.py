@@ -1,0 +1,392 @@
+"""A Stripe API test double that the real `stripe` SDK talks to through an httpx transport.
+
+    double = StripeDouble()
+    client = make_stripe_client(double)                  # a real stripe.StripeClient
+    customer = await client.v1.customers.create_async({"email": "a@example.com"})
+    [call] = double.requests_to("POST", "/v1/customers")
+    assert call.form == {"email": "a@example.com"} and call.idempotency_key
+
+Responses are Stripe's official fixtures with the request's values written in; state is
+in memory; every request is recorded; `Idempotency-Key` replays the first answer; failures
+can be scripted with `fail_next` / `fail_always`.
+
+Wiring: `stripe.HTTPXClient` takes no transport, so `TransportHTTPXClient` (see
+`stripe_transport`) swaps in an `httpx.AsyncClient` built on `double.transport`. Production
+builds its client the same way and lets tests pass the transport in::
+
+    http = httpx.AsyncClient(transport=double.transport)        # transport=None in production
+    client = stripe.StripeClient(
+        "sk_test_queue",
+        http_client=TransportHTTPXClient(http),
+        base_addresses={"api": STRIPE_DOUBLE_API_BASE},           # STRIPE_API_BASE when set
+        max_network_retries=0,
+    )
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+import stripe
+
+from .stripe_fixtures import Json
+from .stripe_form import decode_form
+from .stripe_routes import resolve
+from .stripe_state import Call, StripeApiError, StripeState
+from .stripe_transport import InstantRetryHTTPXClient
+
+STRIPE_DOUBLE_API_BASE = "https://api.stripe.test"
+
+FailureKind = Literal[
+    "card_declined",  # 402 card_error; the endpoint ran, so the answer is kept for its key
+    "server_error",  # 500 api_error, before the endpoint ran
+    "rate_limit",  # 429, before the endpoint ran
+    "auth",  # 401, before the endpoint ran
+    "timeout",  # httpx.ReadTimeout, nothing happened at Stripe
+    "connect_timeout",  # httpx.ConnectTimeout, nothing happened at Stripe
+    "lost_response",  # the endpoint ran (and kept its answer), then httpx.ReadTimeout
+]
+_DECLINE_MESSAGES = {
+    "insufficient_funds": "Your card has insufficient funds.",
+    "expired_card": "Your card has expired.",
+    "incorrect_cvc": "Your card's security code is incorrect.",
+}
+
+
+@dataclass
+class ScriptedFailure:
+    """One scripted failure for requests whose path starts with `path_prefix`."""
+
+    kind: FailureKind
+    path_prefix: str
+    method: str | None = None
+    remaining: int | None = 1  # None: until cleared
+    decline_code: str = "insufficient_funds"
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether a request is hit by this failure."""
+        return path.startswith(self.path_prefix) and self.method in (None, method)
+
+
+@dataclass(eq=False)
+class RecordedRequest:
+    """A request as it reached the double. The API key itself is never kept."""
+
+    method: str
+    path: str
+    query: Json
+    form: Json
+    idempotency_key: str | None
+    stripe_version: str | None
+    has_authorization: bool
+    api_key_accepted: bool  # the bearer key is the one the double was built with (or any)
+    headers: dict[str, str] = field(repr=False)  # without Authorization
+    body: str = field(repr=False)
+    status: int | None = None  # None when the transport raised
+    replayed: bool = False
+    failure: FailureKind | None = None
+
+    @property
+    def params(self) -> Json:
+        """The form body of a POST, the query otherwise."""
+        return self.form if self.method == "POST" else self.query
+
+
+@dataclass(frozen=True)
+class _KeptAnswer:
+    method: str
+    path: str
+    form: Json
+    status: int
+    payload: Json
+
+
+class StripeDouble:
+    """In-memory Stripe account served over an `httpx.MockTransport`; safe for concurrent calls.
+
+    Every critical section is synchronous (no await inside), so one `threading.Lock` guards the
+    async handler and the synchronous `put_*` helpers alike, whichever loop or thread calls.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        clock: Callable[[], float] = time.time,
+        seed: int | None = 0,
+    ) -> None:
+        self._api_key = api_key  # None: any bearer key is accepted
+        self._lock = threading.Lock()
+        self._state = StripeState(clock=clock, rng=random.Random(seed))
+        self._requests: list[RecordedRequest] = []
+        self._failures: list[ScriptedFailure] = []
+        self._answers: dict[str, _KeptAnswer] = {}
+        self.transport = httpx.MockTransport(self.handle)
+
+    # --- scripting ---------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        path_prefix: str,
+        kind: FailureKind,
+        *,
+        method: str | None = None,
+        times: int = 1,
+        decline_code: str = "insufficient_funds",
+    ) -> None:
+        """Fail the next `times` matching requests with `kind` (queued after earlier scripts)."""
+        with self._lock:
+            self._failures.append(ScriptedFailure(kind, path_prefix, method, times, decline_code))
+
+    def fail_always(
+        self, path_prefix: str, kind: FailureKind, *, method: str | None = None
+    ) -> None:
+        """Make every matching request fail with `kind` until `clear_failures()`."""
+        with self._lock:
+            self._failures.append(ScriptedFailure(kind, path_prefix, method, None))
+
+    def clear_failures(self) -> None:
+        """Drop every scripted failure."""
+        with self._lock:
+            self._failures.clear()
+
+    def put(self, obj: Json) -> None:
+        """Store `obj` as Stripe's current truth (kind chosen by its id prefix)."""
+        with self._lock:
+            self._state.store(copy.deepcopy(obj))
+
+    def put_customer(self, obj: Json) -> None:
+        """Store a customer (e.g. from `stripe_objects.customer_obj`)."""
+        self.put(obj)
+
+    def put_subscription(self, obj: Json) -> None:
+        """Store a subscription, e.g. one differing from an event being delivered."""
+        self.put(obj)
+
+    def put_invoice(self, obj: Json) -> None:
+        """Store an invoice."""
+        self.put(obj)
+
+    def add_event(self, event: Json, *, delivered: bool = True) -> None:
+        """Add an event to the Events API; `delivered=False` makes it a failed delivery."""
+        with self._lock:
+            self._state.store(copy.deepcopy(event))
+            if not delivered:
+                self._state.undelivered_events.add(event["id"])
+
+    # --- inspection --------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request so far, in arrival order (a snapshot)."""
+        with self._lock:
+            return list(self._requests)
+
+    def requests_to(self, method: str, path_prefix: str) -> list[RecordedRequest]:
+        """Recorded requests with this method whose path starts with `path_prefix`."""
+        return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
+
+    def get(self, object_id: str) -> Json:
+        """A copy of the stored object (any kind) or KeyError."""
+        with self._lock:
+            found = self._state.find(object_id)
+            if found is None:
+                raise KeyError(object_id)
+            return copy.deepcopy(found)
+
+    @property
+    def customers(self) -> list[Json]:
+        """Stored customers (deleted ones included), oldest first."""
+        return self._snapshot(self._state.customers)
+
+    @property
+    def subscriptions(self) -> list[Json]:
+        """Stored subscriptions, oldest first."""
+        return self._snapshot(self._state.subscriptions)
+
+    @property
+    def invoices(self) -> list[Json]:
+        """Stored invoices, oldest first."""
+        return self._snapshot(self._state.invoices)
+
+    @property
+    def checkout_sessions(self) -> list[Json]:
+        """Stored Checkout Sessions, oldest first."""
+        return self._snapshot(self._state.checkout_sessions)
+
+    @property
+    def portal_sessions(self) -> list[Json]:
+        """Stored Customer Portal sessions, oldest first."""
+        return self._snapshot(self._state.portal_sessions)
+
+    def _snapshot(self, store: dict[str, Json]) -> list[Json]:
+        with self._lock:
+            return copy.deepcopy(list(store.values()))
+
+    # --- serving -----------------------------------------------------------------------
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        """The transport's handler: record, maybe fail, else answer as Stripe would."""
+        record = _record_of(request, self._api_key)
+        with self._lock:
+            self._requests.append(record)
+            failure = self._take_failure(record)
+            if failure is None or failure.kind in ("card_declined", "lost_response"):
+                status, payload, record.replayed = self._execute(record, failure)
+            else:
+                status, payload = _failure_answer(failure, request)
+            lost = failure is not None and failure.kind == "lost_response"
+            record.status = None if lost else status
+        if lost:
+            raise httpx.ReadTimeout("scripted: Stripe acted, the answer was lost", request=request)
+        return self._response(record, status, payload)
+
+    def _take_failure(self, record: RecordedRequest) -> ScriptedFailure | None:
+        failure = next((f for f in self._failures if f.matches(record.method, record.path)), None)
+        if failure is None:
+            return None
+        if failure.remaining is not None:
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                self._failures.remove(failure)
+        record.failure = failure.kind
+        return failure
+
+    def _execute(
+        self, record: RecordedRequest, failure: ScriptedFailure | None
+    ) -> tuple[int, Json, bool]:
+        denied = self._authentication_error(record)
+        if denied is not None:
+            return denied.status, denied.body, False
+        key = record.idempotency_key if record.method == "POST" else None
+        if key is not None and key in self._answers:
+            return self._replay(record, self._answers[key])
+        status, payload = self._dispatch(record, failure)
+        # Stripe keeps the answer of an endpoint that ran; rejected validation is not kept.
+        if key is not None and (status < 400 or status == 402):
+            self._answers[key] = _KeptAnswer(
+                record.method, record.path, record.form, status, payload
+            )
+        return status, payload, False
+
+    @staticmethod
+    def _authentication_error(record: RecordedRequest) -> StripeApiError | None:
+        if not record.has_authorization:
+            return StripeApiError(401, "invalid_request_error", "You did not provide an API key.")
+        if not record.api_key_accepted:
+            return StripeApiError(401, "invalid_request_error", "Invalid API Key provided.")
+        return None
+
+    def _replay(self, record: RecordedRequest, kept: _KeptAnswer) -> tuple[int, Json, bool]:
+        if (kept.method, kept.path, kept.form) != (record.method, record.path, record.form):
+            error = StripeApiError(
+                400,
+                "idempotency_error",
+                "Keys for idempotent requests can only be used with the same parameters they "
+                f"were first used with. Try using a key other than '{record.idempotency_key}' "
+                "if you meant to execute a different request.",
+            )
+            return error.status, error.body, False
+        return kept.status, copy.deepcopy(kept.payload), True
+
+    def _dispatch(
+        self, record: RecordedRequest, failure: ScriptedFailure | None
+    ) -> tuple[int, Json]:
+        try:
+            if failure is not None and failure.kind == "card_declined":
+                raise _card_declined(failure.decline_code)
+            handler, args = resolve(record.method, record.path)
+            return 200, handler(self._state, Call(record.params, args))
+        except StripeApiError as error:
+            return error.status, error.body
+
+    def _response(self, record: RecordedRequest, status: int, payload: Json) -> httpx.Response:
+        headers = {
+            "Content-Type": "application/json",
+            "Request-Id": self._state.new_id("req_", 14),
+            "Stripe-Version": record.stripe_version or stripe.api_version,
+        }
+        if record.idempotency_key:
+            headers["Idempotency-Key"] = record.idempotency_key
+        if record.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return httpx.Response(status, headers=headers, content=json.dumps(payload).encode())
+
+
+def _record_of(request: httpx.Request, api_key: str | None) -> RecordedRequest:
+    body = request.content.decode()
+    headers = {name: value for name, value in request.headers.items() if name != "authorization"}
+    authorization = request.headers.get("authorization", "")
+    return RecordedRequest(
+        method=request.method,
+        path=request.url.path,
+        query=decode_form(request.url.query.decode()),
+        form=decode_form(body) if request.method == "POST" else {},
+        idempotency_key=request.headers.get("idempotency-key"),
+        stripe_version=request.headers.get("stripe-version"),
+        has_authorization=authorization.startswith("Bearer "),
+        api_key_accepted=api_key is None
+        or hmac.compare_digest(authorization.encode(), f"Bearer {api_key}".encode()),
+        headers=headers,
+        body=body,
+    )
+
+
+def _card_declined(decline_code: str) -> StripeApiError:
+    return StripeApiError(
+        402,
+        "card_error",
+        _DECLINE_MESSAGES.get(decline_code, "Your card was declined."),
+        code="card_declined",
+        decline_code=decline_code,
+        param="",
+        doc_url="https://stripe.com/docs/error-codes/card-declined",
+    )
+
+
+def _failure_answer(failure: ScriptedFailure, request: httpx.Request) -> tuple[int, Json]:
+    if failure.kind == "timeout":
+        raise httpx.ReadTimeout("scripted: read timed out", request=request)
+    if failure.kind == "connect_timeout":
+        raise httpx.ConnectTimeout("scripted: connect timed out", request=request)
+    error = {
+        "server_error": StripeApiError(500, "api_error", "An unknown error occurred (scripted)."),
+        "rate_limit": StripeApiError(
+            429,
+            "invalid_request_error",
+            "Request rate limit exceeded. Learn more about rate limits here "
+            "https://stripe.com/docs/rate-limits.",
+            code="rate_limit",
+        ),
+        "auth": StripeApiError(
+            401, "invalid_request_error", "Invalid API Key provided: sk_test_****"
+        ),
+    }[failure.kind]
+    return error.status, error.body
+
+
+def make_stripe_client(
+    double: StripeDouble,
+    *,
+    max_network_retries: int = 0,
+    api_key: str = "sk_test_queue_double",
+    stripe_version: str | None = None,
+) -> stripe.StripeClient:
+    """A real `stripe.StripeClient` whose requests reach `double`; retries do not sleep."""
+    http_client = InstantRetryHTTPXClient(httpx.AsyncClient(transport=double.transport))
+    return stripe.StripeClient(
+        api_key,
+        http_client=http_client,
+        base_addresses={"api": STRIPE_DOUBLE_API_BASE},
+        max_network_retries=max_network_retries,
+        stripe_version=stripe_version,
+    )
