@@ -16,6 +16,7 @@ from raxx_queue.db.pool import Database
 from raxx_queue.errors import install_error_handlers
 from raxx_queue.jsonio import FastJSONResponse
 from raxx_queue.logs import configure_logging
+from raxx_queue.mirror.dispatcher import DispatcherConfig, run_mirror_dispatcher
 from raxx_queue.sentry import init_sentry
 from raxx_queue.settings import ConfigError, Settings, load_settings
 
@@ -29,7 +30,7 @@ def _schema_head(settings: Settings) -> str | None:
         return None
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, mirror_config: DispatcherConfig | None = None) -> FastAPI:
     """Build the app; resources are opened by the lifespan, never at import time."""
     configure_logging(settings)
     init_sentry(settings)
@@ -43,7 +44,9 @@ def create_app(settings: Settings) -> FastAPI:
         await db.open()
         app.state.services = Services(settings=settings, db=db, schema_head=_schema_head(settings))
         try:
-            yield
+            wakeup = app.state.services.mirror_wakeup
+            async with run_mirror_dispatcher(settings, db, wakeup, mirror_config):
+                yield
         finally:
             await db.close()
 

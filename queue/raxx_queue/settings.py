@@ -156,6 +156,12 @@ class Settings(BaseSettings):
             raise ValueError("DATABASE_URL is required in production")
         return self
 
+    @model_validator(mode="after")
+    def _check_mirror(self) -> Settings:
+        if self.raptor_mirror_url is not None and self.raptor_mirror_token is None:
+            raise ValueError("RAPTOR_MIRROR_TOKEN is required when RAPTOR_MIRROR_URL is set")
+        return self
+
     @property
     def is_production(self) -> bool:
         return self.queue_env is Environment.PRODUCTION

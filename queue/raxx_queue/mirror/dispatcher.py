@@ -1,0 +1,284 @@
+"""The mirror dispatcher: pushes changed mirror rows to Raptor from the web process.
+
+One task per process. Each round claims due rows under a lease (see `outbox`), pushes
+the newest version of each with no transaction open, then records every result in one
+statement. It wakes on `Services.mirror_wakeup` (a local commit) or after a short poll
+(work from other processes, retries coming due). While Raptor looks unavailable it
+probes with one row at a time, pausing between rounds, instead of sending the backlog
+into a dead endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import structlog
+
+from raxx_queue import __version__
+from raxx_queue.db.pool import UNAVAILABLE, Database
+from raxx_queue.jsonio import dumps
+from raxx_queue.metrics import MIRROR_OLDEST_AGE, MIRROR_PENDING, MIRROR_PUSHES
+from raxx_queue.mirror import outbox
+from raxx_queue.mirror.backoff import retry_delay
+from raxx_queue.mirror.outbox import Claim, PushResult
+from raxx_queue.settings import Settings
+from raxx_queue.wakeups import Wakeup
+
+log = structlog.get_logger(__name__)
+
+# Statuses that say "Raptor is not taking pushes" rather than "this row is refused".
+UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 429})
+# Outcomes that count towards "Raptor is down"; a "rejected" row is that row's problem.
+UNAVAILABLE_OUTCOMES = frozenset({"failed", "timeout", "unreachable"})
+
+
+@dataclass(frozen=True)
+class DispatcherConfig:
+    """Tuning of the dispatcher; the defaults are the production values."""
+
+    batch_size: int = 32  # rows claimed, and pushed concurrently, per round
+    request_timeout: float = 5.0  # one push, end to end
+    lease_seconds: float = 30.0  # must outlast a push with a wide margin
+    poll_interval: float = 1.0
+    retry_base: float = 1.0  # per-row backoff
+    retry_cap: float = 60.0
+    outage_pause_base: float = 0.5  # pause between probe rounds while Raptor is down
+    outage_pause_cap: float = 10.0
+    stop_grace: float | None = None  # default: request_timeout + 1
+    stats_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.request_timeout <= 0 or self.poll_interval <= 0:
+            raise ValueError("batch_size, request_timeout and poll_interval must be positive")
+        if self.lease_seconds < 2 * self.request_timeout + 1:
+            raise ValueError("lease_seconds must exceed twice the request timeout")
+
+    @property
+    def shutdown_grace(self) -> float:
+        return self.request_timeout + 1.0 if self.stop_grace is None else self.stop_grace
+
+
+class MirrorDispatcher:
+    """Claims, pushes and records; `start()` runs it as a task, `stop()` ends it."""
+
+    def __init__(
+        self,
+        db: Database,
+        client: httpx.AsyncClient,
+        url: str,
+        wakeup: Wakeup,
+        config: DispatcherConfig | None = None,
+    ) -> None:
+        self._db = db
+        self._client = client
+        self._url = url
+        self._wakeup = wakeup
+        self._config = config or DispatcherConfig()
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._outage = 0  # consecutive rounds in which Raptor looked unavailable
+        self._stats_at = 0.0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="mirror-dispatcher")
+
+    async def stop(self) -> None:
+        """Stop claiming; let pushes in flight finish within the grace, then abandon them."""
+        self._stopping = True
+        self._stopped.set()
+        self._wakeup.nudge()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self._config.shutdown_grace)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            log.warning("mirror_dispatcher_abandoned_pushes", grace=self._config.shutdown_grace)
+
+    async def run(self) -> None:
+        """The loop: one round, then wait for a nudge, the poll, or the outage pause."""
+        log.info("mirror_dispatcher_started", batch_size=self._config.batch_size)
+        errors = 0  # consecutive rounds that failed (database away, ...)
+        while not self._stopping:
+            claimed = 0
+            try:
+                claimed = await self.dispatch_once()
+                await self._refresh_stats()
+                errors = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                errors += 1
+                # the error type only: driver messages can carry parameters
+                log.error("mirror_dispatch_failed", error_type=type(error).__name__, errors=errors)
+            if self._stopping:
+                break
+            if errors:
+                await self._pause(retry_delay(errors, base=self._config.poll_interval, cap=30.0))
+            elif self._outage:
+                await self._pause(self._outage_pause())
+            elif claimed < self._config.batch_size:
+                await self._wakeup.wait(self._config.poll_interval)
+            # a full batch: more is likely due, go again at once
+        log.info("mirror_dispatcher_stopped")
+
+    async def dispatch_once(self) -> int:
+        """Claim due rows, push them, record the results; returns how many were claimed."""
+        limit = 1 if self._outage else self._config.batch_size
+        started = time.monotonic()
+        async with self._db.connection() as conn:
+            claims = await outbox.claim_due(conn, limit, self._config.lease_seconds)
+        if not claims:
+            return 0
+        # A push must end while its lease still holds, so none starts after this.
+        deadline = started + self._config.lease_seconds - self._config.request_timeout - 1.0
+        try:
+            pushed = await asyncio.gather(*(self._push(claim, deadline) for claim in claims))
+        except asyncio.CancelledError:
+            await self._release(claims)
+            raise
+        results = [result for result in pushed if result is not None]
+        abandoned = [claim for claim, result in zip(claims, pushed, strict=True) if result is None]
+        recorded = await self._record(results, abandoned)
+        if recorded < len(results):
+            log.warning("mirror_lease_lost", results=len(results), recorded=recorded)
+        self._track_outage(results)
+        return len(claims)
+
+    async def _record(self, results: Sequence[PushResult], abandoned: Sequence[Claim]) -> int:
+        """Record a round's results and give back unused leases."""
+        # once more on a fresh connection: unrecorded rows would wait out their lease
+        for attempt in (1, 2):
+            try:
+                async with self._db.connection() as conn:
+                    recorded = await outbox.record_results(conn, results)
+                    await outbox.release_leases(conn, abandoned)
+                    return recorded
+            except UNAVAILABLE:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _push(self, claim: Claim, deadline: float) -> PushResult | None:
+        """POST one row; None when it was not sent (stopping, or too late for the lease)."""
+        if self._stopping or time.monotonic() > deadline:
+            return None
+        outcome, error = await self._post(claim)
+        MIRROR_PUSHES.labels(outcome=outcome).inc()
+        if outcome == "ok":
+            return PushResult(claim, outcome)
+        retry_in = retry_delay(
+            claim.attempts + 1, base=self._config.retry_base, cap=self._config.retry_cap
+        )
+        log.debug(
+            "mirror_push_failed",
+            queue_customer_id=claim.queue_customer_id,
+            version=claim.version,
+            attempts=claim.attempts + 1,
+            error=error,
+            retry_in=round(retry_in, 3),
+        )
+        if outcome == "rejected":
+            log.warning(
+                "mirror_push_rejected", queue_customer_id=claim.queue_customer_id, error=error
+            )
+        return PushResult(claim, outcome, retry_in=retry_in, error=error)
+
+    async def _post(self, claim: Claim) -> tuple[str, str | None]:
+        """(outcome, error) of one request; errors name a status or exception type only."""
+        try:
+            async with asyncio.timeout(self._config.request_timeout):
+                response = await self._client.post(self._url, content=dumps(claim.row))
+        except (TimeoutError, httpx.TimeoutException):
+            return "timeout", "timeout"
+        except httpx.HTTPError as error:
+            return "unreachable", type(error).__name__
+        status = response.status_code
+        if 200 <= status < 300:
+            return "ok", None
+        if 400 <= status < 500 and status not in UNAVAILABLE_STATUSES:
+            return "rejected", f"HTTP {status}"
+        return "failed", f"HTTP {status}"
+
+    def _track_outage(self, results: Sequence[PushResult]) -> None:
+        if any(result.ok for result in results):
+            if self._outage:
+                log.info("raptor_mirror_recovered", failed_rounds=self._outage)
+            self._outage = 0
+            return
+        unavailable = [r for r in results if r.outcome in UNAVAILABLE_OUTCOMES]
+        if unavailable:
+            self._outage += 1
+            if self._outage == 1:
+                log.warning("raptor_mirror_unavailable", error=unavailable[0].error)
+
+    def _outage_pause(self) -> float:
+        config = self._config
+        return retry_delay(self._outage, base=config.outage_pause_base, cap=config.outage_pause_cap)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait, deaf to nudges (new rows would fail too), but not to stop()."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+
+    async def _release(self, claims: Sequence[Claim]) -> None:
+        """Best effort on cancellation: give the leases back so another process pushes."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0), self._db.connection(timeout=1.0) as conn:
+                await outbox.release_leases(conn, claims)
+
+    async def _refresh_stats(self) -> None:
+        now = time.monotonic()
+        if now - self._stats_at < self._config.stats_interval:
+            return
+        self._stats_at = now
+        async with self._db.connection() as conn:
+            pending, oldest_age = await outbox.pending_stats(conn)
+        MIRROR_PENDING.set(pending)
+        MIRROR_OLDEST_AGE.set(oldest_age)
+
+
+def mirror_client(settings: Settings, config: DispatcherConfig) -> httpx.AsyncClient:
+    """The shared HTTP client for pushes: bearer token, JSON, bounded pool and timeouts."""
+    headers = {"Content-Type": "application/json", "User-Agent": f"raxx-queue/{__version__}"}
+    if settings.raptor_mirror_token is not None:
+        headers["Authorization"] = f"Bearer {settings.raptor_mirror_token.get_secret_value()}"
+    return httpx.AsyncClient(
+        headers=headers,
+        timeout=httpx.Timeout(config.request_timeout),
+        limits=httpx.Limits(
+            max_connections=config.batch_size, max_keepalive_connections=config.batch_size
+        ),
+        follow_redirects=False,
+    )
+
+
+@asynccontextmanager
+async def run_mirror_dispatcher(
+    settings: Settings, db: Database, wakeup: Wakeup, config: DispatcherConfig | None = None
+) -> AsyncIterator[MirrorDispatcher | None]:
+    """Run the dispatcher for the lifespan when RAPTOR_MIRROR_URL is set; stop it on exit."""
+    if settings.raptor_mirror_url is None:
+        (log.warning if settings.is_production else log.info)(
+            "mirror_dispatcher_disabled", reason="RAPTOR_MIRROR_URL is not set"
+        )
+        yield None
+        return
+    config = config or DispatcherConfig()
+    async with mirror_client(settings, config) as client:
+        dispatcher = MirrorDispatcher(db, client, str(settings.raptor_mirror_url), wakeup, config)
+        dispatcher.start()
+        try:
+            yield dispatcher
+        finally:
+            await dispatcher.stop()
