@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from raxx_queue import __version__
-from raxx_queue.api import customers, health, invoices, subscriptions
+from raxx_queue.api import customers, health, invoices, mirror, subscriptions
 from raxx_queue.api.deps import Services, require_billing_enabled
 from raxx_queue.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from raxx_queue.db.migrate import find_migrations_dir, plan_head
@@ -20,7 +20,7 @@ from raxx_queue.mirror.dispatcher import DispatcherConfig, run_mirror_dispatcher
 from raxx_queue.sentry import init_sentry
 from raxx_queue.settings import ConfigError, Settings, load_settings
 
-BILLING_ROUTERS = (customers.router, subscriptions.router, invoices.router)
+BILLING_ROUTERS = (customers.router, subscriptions.router, invoices.router, mirror.router)
 
 
 def _schema_head(settings: Settings) -> str | None:

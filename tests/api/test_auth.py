@@ -17,6 +17,12 @@ PROTECTED_ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/api/v1/billing/subscriptions/cust_1", None, {"raptor", "console"}),
     ("GET", "/api/v1/billing/invoices/cust_1", None, {"raptor", "console"}),
     ("GET", "/metrics", None, {"raptor", "console"}),
+    (
+        "POST",
+        "/api/internal/billing/mirror-sync",
+        {"queue_customer_id": "cust_1"},
+        {"raptor", "console"},
+    ),
 ]
 
 TOKENS = {"raptor": values.RAPTOR, "console": values.CONSOLE}
