@@ -153,3 +153,27 @@ async def test_a_requeue_during_a_push_asks_for_one_more_push(db: Conn) -> None:
     assert (state["pushed_version"], state["version"]) == (0, 1)
     [again] = await outbox.claim_due(db, 10, 30)
     assert again.version == 1
+
+
+async def test_a_result_is_recorded_again_when_the_first_attempt_fails(
+    db: Conn, pool: Database, receiver: RaptorReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add_customer(db, "cust_1")
+    real = outbox.record_results
+    calls = 0
+
+    async def flaky(conn: object, results: list[PushResult]) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise asyncpg.InternalClientError("connection lost")
+        return await real(conn, results)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outbox, "record_results", flaky)
+    headers = {"Authorization": f"Bearer {values.MIRROR_TOKEN}"}
+    async with httpx.AsyncClient(headers=headers) as client:
+        dispatcher = MirrorDispatcher(pool, client, receiver.url, Wakeup(), FAST)
+        assert await dispatcher.dispatch_once() == 1
+    assert calls == 2
+    state = await mirror_state(db, "cust_1")
+    assert (state["pushed_version"], state["push_lease_until"]) == (1, None)

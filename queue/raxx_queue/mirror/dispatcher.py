@@ -21,7 +21,7 @@ import httpx
 import structlog
 
 from raxx_queue import __version__
-from raxx_queue.db.pool import UNAVAILABLE, Database
+from raxx_queue.db.pool import Database
 from raxx_queue.jsonio import dumps
 from raxx_queue.metrics import MIRROR_OLDEST_AGE, MIRROR_PENDING, MIRROR_PUSHES
 from raxx_queue.mirror import outbox
@@ -48,8 +48,10 @@ class DispatcherConfig:
     poll_interval: float = 1.0
     retry_base: float = 1.0  # per-row backoff
     retry_cap: float = 60.0
-    outage_pause_base: float = 0.5  # pause between probe rounds while Raptor is down
-    outage_pause_cap: float = 10.0
+    # pause between probe rounds while Raptor is down: also the longest a recovery
+    # goes unnoticed
+    outage_pause_base: float = 0.25
+    outage_pause_cap: float = 2.0
     stop_grace: float | None = None  # default: request_timeout + 1
     stats_interval: float = 1.0
 
@@ -157,17 +159,19 @@ class MirrorDispatcher:
 
     async def _record(self, results: Sequence[PushResult], abandoned: Sequence[Claim]) -> int:
         """Record a round's results and give back unused leases."""
-        # once more on a fresh connection: unrecorded rows would wait out their lease
-        for attempt in (1, 2):
-            try:
-                async with self._db.connection() as conn:
-                    recorded = await outbox.record_results(conn, results)
-                    await outbox.release_leases(conn, abandoned)
-                    return recorded
-            except UNAVAILABLE:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        # Once more on a fresh connection, since unrecorded rows wait out their lease.
+        # Safe to repeat: a result that did commit cleared its lease, so it matches no row.
+        try:
+            return await self._record_once(results, abandoned)
+        except Exception as error:
+            log.warning("mirror_record_retried", error_type=type(error).__name__)
+            return await self._record_once(results, abandoned)
+
+    async def _record_once(self, results: Sequence[PushResult], abandoned: Sequence[Claim]) -> int:
+        async with self._db.connection() as conn:
+            recorded = await outbox.record_results(conn, results)
+            await outbox.release_leases(conn, abandoned)
+        return recorded
 
     async def _push(self, claim: Claim, deadline: float) -> PushResult | None:
         """POST one row; None when it was not sent (stopping, or too late for the lease)."""
