@@ -8,6 +8,8 @@ import pytest
 
 from raxx_queue.mirror.backoff import retry_delay
 from raxx_queue.mirror.dispatcher import DispatcherConfig
+from raxx_queue.settings import ConfigError, load_settings
+from tests.support import values
 
 
 def test_retry_delay_doubles_up_to_the_cap_with_jitter() -> None:
@@ -30,3 +32,12 @@ def test_a_lease_must_outlast_a_push() -> None:
     with pytest.raises(ValueError, match="positive"):
         DispatcherConfig(batch_size=0)
     assert DispatcherConfig().shutdown_grace == 6.0
+
+
+def test_a_mirror_url_needs_a_token() -> None:
+    with pytest.raises(ConfigError, match="RAPTOR_MIRROR_TOKEN"):
+        load_settings(raptor_mirror_url="https://raptor.test/mirror", raptor_mirror_token=None)
+    settings = load_settings(
+        raptor_mirror_url="https://raptor.test/mirror", raptor_mirror_token=values.MIRROR_TOKEN
+    )
+    assert str(settings.raptor_mirror_url) == "https://raptor.test/mirror"
