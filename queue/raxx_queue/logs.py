@@ -68,6 +68,10 @@ def configure_logging(settings: Settings) -> None:
         logging.getLogger(name).propagate = True
     # request lines are logged by our middleware, with the request id and caller
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs each outbound request at INFO (one line per mirror push); the
+    # callers log the outcomes that matter. LOG_LEVEL=DEBUG still shows them.
+    quiet = logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING
+    logging.getLogger("httpx").setLevel(quiet)
 
 
 def _secrets_of(settings: Settings) -> list[str | None]:
