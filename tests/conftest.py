@@ -88,7 +88,7 @@ async def running_app(settings: Settings, **app_options: Any) -> AsyncIterator[h
     """The app with its lifespan running, behind an in-process HTTP client."""
     app = create_app(settings, **app_options)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://queue.test") as client:
             client.app = app  # type: ignore[attr-defined]
             yield client

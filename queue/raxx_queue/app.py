@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from raxx_queue import __version__
-from raxx_queue.api import customers, health, invoices, subscriptions
+from raxx_queue.api import audit, customers, health, invoices, subscriptions, webhook
 from raxx_queue.api.deps import Services, require_billing_enabled
 from raxx_queue.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from raxx_queue.audit.sealer import AuditSealer
+from raxx_queue.billing.grace import GraceExpiryJob
 from raxx_queue.db.migrate import find_migrations_dir, plan_head
 from raxx_queue.db.pool import Database
 from raxx_queue.errors import install_error_handlers
@@ -18,8 +20,15 @@ from raxx_queue.jsonio import FastJSONResponse
 from raxx_queue.logs import configure_logging
 from raxx_queue.sentry import init_sentry
 from raxx_queue.settings import ConfigError, Settings, load_settings
+from raxx_queue.wakeups import BackgroundWorker
 
-BILLING_ROUTERS = (customers.router, subscriptions.router, invoices.router)
+BILLING_ROUTERS = (
+    customers.router,
+    subscriptions.router,
+    invoices.router,
+    webhook.router,
+    audit.router,
+)
 
 
 def _schema_head(settings: Settings) -> str | None:
@@ -27,6 +36,21 @@ def _schema_head(settings: Settings) -> str | None:
         return plan_head(find_migrations_dir(settings.queue_migrations_dir))
     except ConfigError:
         return None
+
+
+def background_workers(services: Services) -> list[BackgroundWorker]:
+    """The in-process jobs every web process runs (each safe with several processes)."""
+    settings = services.settings
+    key = settings.billing_audit_hmac_key
+    sealer = AuditSealer(
+        services.db,
+        key.get_secret_value().encode() if key else None,
+        services.audit_wakeup,
+        enabled=settings.flag_billing_audit_writes,
+    )
+    grace = GraceExpiryJob(services.db, services.mirror_wakeup, services.audit_wakeup)
+    services.extras.update(sealer=sealer, grace=grace)
+    return [sealer, grace]
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -41,10 +65,16 @@ def create_app(settings: Settings) -> FastAPI:
             raise ConfigError("DATABASE_URL: not set (the CLI starts an embedded database)")
         db = Database(dsn)
         await db.open()
-        app.state.services = Services(settings=settings, db=db, schema_head=_schema_head(settings))
+        services = Services(settings=settings, db=db, schema_head=_schema_head(settings))
+        app.state.services = services
+        workers = background_workers(services)
+        for worker in workers:
+            worker.start()
         try:
             yield
         finally:
+            for worker in reversed(workers):
+                await worker.stop()
             await db.close()
 
     app = FastAPI(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -146,12 +147,45 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+async def _verify_audit(settings: Settings) -> dict[str, object]:
+    import asyncpg
+
+    from raxx_queue.audit.chain import verify_chain
+
+    if settings.billing_audit_hmac_key is None:
+        raise ConfigError("BILLING_AUDIT_HMAC_KEY: required to verify the audit chain")
+    dsn = settings.database_dsn()
+    assert dsn is not None
+    conn = await asyncpg.connect(dsn)
+    try:
+        report = await verify_chain(
+            conn, settings.billing_audit_hmac_key.get_secret_value().encode()
+        )
+    finally:
+        await conn.close()
+    return report.as_dict()
+
+
+def cmd_audit_verify(_args: argparse.Namespace) -> int:
+    """Walk the audit chain; exit 1 and name the first bad row when it is broken."""
+    settings = load_settings()
+    configure_logging(settings)
+    settings = resolve_database(settings, migrate=False)
+    report = asyncio.run(_verify_audit(settings))
+    print(json.dumps(report))
+    return 0 if report["ok"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="raxx-queue", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="serve HTTP on 0.0.0.0:$PORT").set_defaults(func=cmd_serve)
     sub.add_parser("dev", help="local server on the embedded Postgres").set_defaults(func=cmd_dev)
     sub.add_parser("migrate", help="sqitch deploy --verify").set_defaults(func=cmd_migrate)
+    audit = sub.add_parser("audit", help="audit chain tools").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit.add_parser("verify", help="walk the audit chain").set_defaults(func=cmd_audit_verify)
     return parser
 
 

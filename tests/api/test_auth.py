@@ -17,6 +17,7 @@ PROTECTED_ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/api/v1/billing/subscriptions/cust_1", None, {"raptor", "console"}),
     ("GET", "/api/v1/billing/invoices/cust_1", None, {"raptor", "console"}),
     ("GET", "/metrics", None, {"raptor", "console"}),
+    ("GET", "/api/internal/billing/audit/verify", None, {"console"}),
 ]
 
 TOKENS = {"raptor": values.RAPTOR, "console": values.CONSOLE}

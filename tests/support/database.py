@@ -68,5 +68,9 @@ async def truncate_all(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
+        # tamper tests switch the append-only guard off
+        await conn.execute(
+            "ALTER TABLE billing_action_log ENABLE TRIGGER billing_action_log_append_only"
+        )
     finally:
         await conn.close()

@@ -31,6 +31,8 @@ class Services:
     settings: Settings
     db: Database
     schema_head: str | None = None
+    # the Stripe gateway; None when no Stripe key is configured
+    stripe: Any = None
     mirror_wakeup: Wakeup = field(default_factory=Wakeup)
     audit_wakeup: Wakeup = field(default_factory=Wakeup)
     extras: dict[str, Any] = field(default_factory=dict)
