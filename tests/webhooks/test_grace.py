@@ -107,11 +107,12 @@ async def test_past_due_before_the_failure_event_starts_grace(
         subscription_event("customer.subscription.updated", status="past_due", created=T0 + 10),
     )
     assert (await mirror(db))["entitled"] is True
-    # the failure that caused it arrives late: still the first failure, access kept
+    # the failure that caused it arrives late: still the first failure, access kept,
+    # and the window runs from the failure, whichever arrived first
     await deliver_ok(client, invoice_event("invoice.payment_failed", status="open", created=T0 + 9))
     row = await mirror(db)
     assert row["entitled"] is True
-    assert row["grace_until"] == datetime.fromtimestamp(T0 + 10, UTC) + GRACE
+    assert row["grace_until"] == datetime.fromtimestamp(T0 + 9, UTC) + GRACE
 
 
 async def test_grace_expiry_without_an_event_is_applied_by_the_job(
@@ -183,3 +184,30 @@ async def test_customer_deleted_ends_entitlement(client: httpx.AsyncClient, db: 
     body = (await client.get("/api/v1/billing/customers/cust_1", headers=values.CONSOLE)).json()
     assert body["deleted"] is True
     assert body["subscription"]["entitled"] is False
+
+
+async def test_reordered_failures_still_end_access(client: httpx.AsyncClient, db: Conn) -> None:
+    """The second attempt's failure arriving first still counts as the second failure."""
+    await deliver_ok(client, subscription_event("customer.subscription.created", created=T0))
+    second = invoice_event(
+        "invoice.payment_failed", status="open", created=T0 + 20, attempt_count=2
+    )
+    first = invoice_event("invoice.payment_failed", status="open", created=T0 + 10)
+    await deliver_ok(client, second)
+    assert await deliver_ok(client, first) == "stale"
+    assert (await mirror(db))["entitled"] is False
+
+
+async def test_payment_before_its_failure_arrives_keeps_access(
+    client: httpx.AsyncClient, db: Conn
+) -> None:
+    await deliver_ok(client, subscription_event("customer.subscription.created", created=T0))
+    await deliver_ok(client, invoice_event("invoice.paid", invoice="in_2", created=T0 + 30))
+    await deliver_ok(
+        client,
+        invoice_event("invoice.payment_failed", invoice="in_1", status="open", created=T0 + 10),
+    )
+    row = await mirror(db)
+    assert row["entitled"] is True
+    assert row["status"] == "active"
+    assert row["grace_until"] is None

@@ -89,33 +89,16 @@ DECLARE
     v_deleted boolean := coalesce((c ->> 'deleted')::boolean, false);
 BEGIN
     SELECT * INTO v_old FROM billing_customer AS b WHERE b.stripe_customer_id = v_id FOR UPDATE;
-    IF v_old.id IS NOT NULL AND NOT p_force
-       AND v_old.source_event_created_at > p_created THEN
-        RETURN QUERY SELECT 'stale', NULL::jsonb, NULL::jsonb;
-        RETURN;
-    END IF;
-    IF v_old.id IS NULL THEN
-        INSERT INTO billing_customer (stripe_customer_id, billing_email, billing_name,
-                                      billing_address, deleted_at, source_event_created_at)
-        VALUES (v_id, c ->> 'email', c ->> 'name', c -> 'address',
-                CASE WHEN v_deleted THEN p_created END, p_created);
-    ELSIF v_deleted THEN
-        UPDATE billing_customer
-           SET deleted_at = coalesce(deleted_at, p_created),
-               source_event_created_at = greatest(source_event_created_at, p_created),
-               updated_at = now()
-         WHERE id = v_old.id;
-    ELSE
-        UPDATE billing_customer
-           SET billing_email = c ->> 'email',
-               billing_name = c ->> 'name',
-               billing_address = c -> 'address',
-               deleted_at = NULL,
-               source_event_created_at = greatest(source_event_created_at, p_created),
-               updated_at = now()
-         WHERE id = v_old.id;
-    END IF;
     IF v_deleted THEN
+        -- deletion is final and carries no PII; source_event_created_at guards PII only
+        IF v_old.id IS NULL THEN
+            INSERT INTO billing_customer (stripe_customer_id, deleted_at)
+            VALUES (v_id, p_created);
+        ELSE
+            UPDATE billing_customer
+               SET deleted_at = coalesce(deleted_at, p_created), updated_at = now()
+             WHERE id = v_old.id;
+        END IF;
         -- a deleted Stripe customer has no live subscriptions
         UPDATE billing_subscription
            SET status = 'canceled',
@@ -125,10 +108,29 @@ BEGIN
                updated_at = now()
          WHERE stripe_customer_id = v_id
            AND status NOT IN ('canceled', 'incomplete_expired');
+    ELSE
+        IF v_old.id IS NOT NULL AND NOT p_force
+           AND v_old.source_event_created_at > p_created THEN
+            RETURN QUERY SELECT 'stale', NULL::jsonb, NULL::jsonb;
+            RETURN;
+        END IF;
+        IF v_old.id IS NULL THEN
+            INSERT INTO billing_customer (stripe_customer_id, billing_email, billing_name,
+                                          billing_address, source_event_created_at)
+            VALUES (v_id, c ->> 'email', c ->> 'name', c -> 'address', p_created);
+        ELSE
+            UPDATE billing_customer
+               SET billing_email = c ->> 'email',
+                   billing_name = c ->> 'name',
+                   billing_address = c -> 'address',
+                   source_event_created_at = greatest(source_event_created_at, p_created),
+                   updated_at = now()
+             WHERE id = v_old.id;
+        END IF;
     END IF;
     RETURN QUERY SELECT 'applied',
         jsonb_build_object('deleted', v_old.deleted_at IS NOT NULL, 'known', v_old.id IS NOT NULL),
-        jsonb_build_object('deleted', v_deleted);
+        jsonb_build_object('deleted', v_deleted OR v_old.deleted_at IS NOT NULL);
 END;
 $$;
 
@@ -147,6 +149,7 @@ DECLARE
     v_ended_at timestamptz := billing_epoch(c, 'ended_at');
     v_grace timestamptz;
     v_failures integer := 0;
+    v_deleted_at timestamptz;
 BEGIN
     SELECT * INTO v_old FROM billing_subscription AS s
      WHERE s.stripe_subscription_id = v_id FOR UPDATE;
@@ -167,12 +170,23 @@ BEGIN
         END IF;
     END IF;
 
+    -- the customer was deleted after this event: its subscriptions ended then
+    SELECT b.deleted_at INTO v_deleted_at FROM billing_customer AS b
+     WHERE b.stripe_customer_id = c ->> 'stripe_customer_id';
+    IF v_deleted_at IS NOT NULL AND v_deleted_at >= p_created
+       AND v_status NOT IN ('canceled', 'incomplete_expired') THEN
+        v_status := 'canceled';
+        v_ended_at := coalesce(v_ended_at, v_deleted_at);
+    END IF;
+
     v_grace := v_old.grace_until;
     v_failures := coalesce(v_old.payment_failure_count, 0);
-    IF v_status IN ('active', 'trialing') THEN
+    IF v_status NOT IN ('active', 'trialing', 'past_due') THEN
+        v_grace := NULL;
+    ELSIF v_status IN ('active', 'trialing') THEN
         v_grace := NULL;
         v_failures := 0;
-    ELSIF v_status = 'past_due' AND v_grace IS NULL THEN
+    ELSIF v_status = 'past_due' AND v_grace IS NULL AND v_failures = 0 THEN
         -- past_due can arrive before invoice.payment_failed: the grace window starts now
         v_grace := p_created + make_interval(days => (p ->> 'grace_days')::integer);
     END IF;
@@ -279,36 +293,54 @@ BEGIN
     END IF;
 
     IF v_sub.stripe_subscription_id IS NOT NULL AND v_effect = 'paid' THEN
-        IF v_sub.source_event_created_at IS NULL OR v_sub.source_event_created_at <= p_created
-           OR p_force THEN
-            v_sub_status := CASE WHEN v_sub.status IN ('past_due', 'unpaid', 'incomplete')
-                                 THEN 'active' ELSE v_sub.status END;
-            UPDATE billing_subscription
-               SET status = v_sub_status,
-                   grace_until = NULL,
-                   payment_failure_count = 0,
-                   source_event_created_at = greatest(source_event_created_at, p_created),
-                   updated_at = now()
-             WHERE stripe_subscription_id = v_sub.stripe_subscription_id;
-            v_sub_after := jsonb_build_object('status', v_sub_status, 'grace_until', NULL);
-        END IF;
-    ELSIF v_sub.stripe_subscription_id IS NOT NULL AND v_effect = 'failed' THEN
-        v_failures := v_sub.payment_failure_count + 1;
-        IF v_sub.grace_until IS NULL OR v_sub.payment_failure_count = 0 THEN
-            -- first failure: the grace window runs from the failure
-            v_grace := coalesce(v_sub.grace_until,
-                                p_created + make_interval(days => (p ->> 'grace_days')::integer));
-        ELSIF p_created < v_sub.grace_until THEN
-            -- a second failure inside the window ends entitlement at once
-            v_grace := least(v_sub.grace_until, p_created);
+        -- a payment clears the failures before it, whatever order they arrive in
+        IF v_sub.last_payment_failed_at IS NULL OR v_sub.last_payment_failed_at <= p_created THEN
+            v_grace := NULL;
+            v_failures := 0;
         ELSE
             v_grace := v_sub.grace_until;
+            v_failures := v_sub.payment_failure_count;
+        END IF;
+        v_sub_status := v_sub.status;
+        IF v_sub.status IN ('past_due', 'unpaid', 'incomplete')
+           AND (v_sub.source_event_created_at IS NULL
+                OR v_sub.source_event_created_at <= p_created OR p_force) THEN
+            v_sub_status := 'active';
+        END IF;
+        UPDATE billing_subscription
+           SET status = v_sub_status,
+               grace_until = v_grace,
+               payment_failure_count = v_failures,
+               last_paid_at = greatest(last_paid_at, p_created),
+               source_event_created_at = CASE WHEN v_sub_status <> v_sub.status
+                   THEN greatest(source_event_created_at, p_created)
+                   ELSE source_event_created_at END,
+               updated_at = now()
+         WHERE stripe_subscription_id = v_sub.stripe_subscription_id;
+        v_sub_after := jsonb_build_object('status', v_sub_status, 'grace_until', v_grace);
+    ELSIF v_sub.stripe_subscription_id IS NOT NULL AND v_effect = 'failed'
+          -- a later payment, or a later event saying the subscription is healthy,
+          -- already supersedes this failure
+          AND (v_sub.last_paid_at IS NULL OR v_sub.last_paid_at < p_created)
+          AND NOT (v_sub.status IN ('active', 'trialing')
+                   AND v_sub.source_event_created_at > p_created) THEN
+        -- Stripe's attempt_count says which failure this is, even out of order
+        v_failures := greatest(v_sub.payment_failure_count + 1,
+                               coalesce((c ->> 'attempt_count')::integer, 1));
+        v_grace := least(coalesce(v_sub.grace_until, 'infinity'::timestamptz),
+                         p_created + make_interval(days => (p ->> 'grace_days')::integer));
+        IF v_failures >= 2 THEN
+            -- a second failure inside the grace window ends entitlement at once
+            v_grace := least(v_grace, p_created);
         END IF;
         v_sub_status := v_sub.status;
         IF v_sub.status IN ('active', 'trialing')
            AND (v_sub.source_event_created_at IS NULL
                 OR v_sub.source_event_created_at <= p_created) THEN
             v_sub_status := 'past_due';
+        END IF;
+        IF v_sub_status NOT IN ('active', 'trialing', 'past_due') THEN
+            v_grace := NULL;  -- unpaid or ended: no grace to give
         END IF;
         UPDATE billing_subscription
            SET status = v_sub_status,
