@@ -1,0 +1,80 @@
+"""Starting Queue as a real server process for benchmarks and acceptance runs."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+from tests.support import values
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def service_env(database_url: str, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUEUE_", "STRIPE_"))}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "PORT": str(port),
+            "QUEUE_ENV": "staging",
+            "FLAG_QUEUE_BILLING": "true",
+            "STRIPE_WEBHOOK_SECRET": values.WEBHOOK_SECRET,
+            "STRIPE_PRICE_ID_PRO": values.PRICE_PRO,
+            "STRIPE_PRICE_ID_PRO_PLUS": values.PRICE_PRO_PLUS,
+            "QUEUE_SERVICE_TOKEN_RAPTOR": values.RAPTOR_TOKEN,
+            "QUEUE_SERVICE_TOKEN_CONSOLE": values.CONSOLE_TOKEN,
+            "BILLING_AUDIT_HMAC_KEY": values.AUDIT_KEY,
+            "LOG_LEVEL": "WARNING",
+            "LOG_FORMAT": "json",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class RunningService:
+    process: subprocess.Popen[bytes]
+    url: str
+
+
+@contextmanager
+def running_service(
+    database_url: str, *, workers: int = 1, **extra: str
+) -> Iterator[RunningService]:
+    """`raxx-queue serve` in a subprocess, ready when /ready answers 200."""
+    port = free_port()
+    env = service_env(database_url, port, WEB_CONCURRENCY=str(workers), **extra)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "raxx_queue.cli", "serve"], env=env, stdout=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"service exited with {process.returncode}")
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("service did not become ready")
+            time.sleep(0.1)
+        yield RunningService(process, url)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
