@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import Depends, FastAPI
 
 from raxx_queue import __version__
@@ -18,6 +19,7 @@ from raxx_queue.jsonio import FastJSONResponse
 from raxx_queue.logs import configure_logging
 from raxx_queue.sentry import init_sentry
 from raxx_queue.settings import ConfigError, Settings, load_settings
+from raxx_queue.stripe_gateway import build_stripe_gateway
 
 BILLING_ROUTERS = (customers.router, subscriptions.router, invoices.router)
 
@@ -29,8 +31,13 @@ def _schema_head(settings: Settings) -> str | None:
         return None
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the app; resources are opened by the lifespan, never at import time."""
+def create_app(
+    settings: Settings, *, stripe_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """Build the app; resources are opened by the lifespan, never at import time.
+
+    `stripe_transport` replaces the network under the Stripe gateway (tests).
+    """
     configure_logging(settings)
     init_sentry(settings)
 
@@ -41,10 +48,15 @@ def create_app(settings: Settings) -> FastAPI:
             raise ConfigError("DATABASE_URL: not set (the CLI starts an embedded database)")
         db = Database(dsn)
         await db.open()
-        app.state.services = Services(settings=settings, db=db, schema_head=_schema_head(settings))
+        gateway = build_stripe_gateway(settings, stripe_transport)
+        app.state.services = Services(
+            settings=settings, db=db, schema_head=_schema_head(settings), stripe=gateway
+        )
         try:
             yield
         finally:
+            if gateway is not None:
+                await gateway.aclose()
             await db.close()
 
     app = FastAPI(
