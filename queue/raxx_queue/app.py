@@ -9,7 +9,7 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from raxx_queue import __version__
-from raxx_queue.api import customers, health, invoices, subscriptions
+from raxx_queue.api import checkout, customers, health, invoices, portal, subscribe, subscriptions
 from raxx_queue.api.deps import Services, require_billing_enabled
 from raxx_queue.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from raxx_queue.db.migrate import find_migrations_dir, plan_head
@@ -21,7 +21,14 @@ from raxx_queue.sentry import init_sentry
 from raxx_queue.settings import ConfigError, Settings, load_settings
 from raxx_queue.stripe_gateway import build_stripe_gateway
 
-BILLING_ROUTERS = (customers.router, subscriptions.router, invoices.router)
+BILLING_ROUTERS = (
+    customers.router,
+    subscriptions.router,
+    invoices.router,
+    subscribe.router,
+    checkout.router,
+    portal.router,
+)
 
 
 def _schema_head(settings: Settings) -> str | None:

@@ -1,0 +1,48 @@
+"""The app with the Stripe double under its gateway, and the SDK's retries made instant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+
+from raxx_queue.settings import Settings
+from tests.conftest import AppFactory, make_settings, running_app
+from tests.peers.stripe_double import StripeDouble
+from tests.support import values
+
+
+@pytest.fixture(autouse=True)
+def instant_stripe_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK still retries (twice); only its 0.5-2 s backoff between attempts is zeroed."""
+    monkeypatch.setattr(stripe.HTTPClient, "INITIAL_DELAY", 0)
+    monkeypatch.setattr(stripe.HTTPClient, "MAX_DELAY", 0)
+
+
+@pytest.fixture
+def stripe_double() -> StripeDouble:
+    return StripeDouble(api_key=values.STRIPE_KEY)
+
+
+@pytest.fixture
+async def billing(
+    settings: Settings, stripe_double: StripeDouble
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app whose Stripe gateway talks to `stripe_double`."""
+    async with running_app(settings, stripe_transport=stripe_double.transport) as client:
+        yield client
+
+
+@pytest.fixture
+def billing_factory(clean_db: str, stripe_double: StripeDouble) -> AppFactory:
+    """`async with billing_factory(**settings_overrides)`: the app over the double."""
+
+    def factory(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        settings = make_settings(clean_db, **overrides)
+        return running_app(settings, stripe_transport=stripe_double.transport)
+
+    return factory
