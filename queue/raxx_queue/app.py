@@ -5,10 +5,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import Depends, FastAPI
 
 from raxx_queue import __version__
-from raxx_queue.api import audit, customers, health, invoices, subscriptions, webhook
+from raxx_queue.api import (
+    audit,
+    checkout,
+    customers,
+    health,
+    invoices,
+    portal,
+    subscribe,
+    subscriptions,
+    webhook,
+)
 from raxx_queue.api.deps import Services, require_billing_enabled
 from raxx_queue.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from raxx_queue.audit.sealer import AuditSealer
@@ -20,6 +31,7 @@ from raxx_queue.jsonio import FastJSONResponse
 from raxx_queue.logs import configure_logging
 from raxx_queue.sentry import init_sentry
 from raxx_queue.settings import ConfigError, Settings, load_settings
+from raxx_queue.stripe_gateway import build_stripe_gateway
 from raxx_queue.wakeups import BackgroundWorker
 
 BILLING_ROUTERS = (
@@ -28,6 +40,9 @@ BILLING_ROUTERS = (
     invoices.router,
     webhook.router,
     audit.router,
+    subscribe.router,
+    checkout.router,
+    portal.router,
 )
 
 
@@ -53,8 +68,13 @@ def background_workers(services: Services) -> list[BackgroundWorker]:
     return [sealer, grace]
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the app; resources are opened by the lifespan, never at import time."""
+def create_app(
+    settings: Settings, *, stripe_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """Build the app; resources are opened by the lifespan, never at import time.
+
+    `stripe_transport` replaces the network under the Stripe gateway (tests).
+    """
     configure_logging(settings)
     init_sentry(settings)
 
@@ -65,7 +85,10 @@ def create_app(settings: Settings) -> FastAPI:
             raise ConfigError("DATABASE_URL: not set (the CLI starts an embedded database)")
         db = Database(dsn)
         await db.open()
-        services = Services(settings=settings, db=db, schema_head=_schema_head(settings))
+        gateway = build_stripe_gateway(settings, stripe_transport)
+        services = Services(
+            settings=settings, db=db, schema_head=_schema_head(settings), stripe=gateway
+        )
         app.state.services = services
         workers = background_workers(services)
         for worker in workers:
@@ -75,6 +98,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             for worker in reversed(workers):
                 await worker.stop()
+            if gateway is not None:
+                await gateway.aclose()
             await db.close()
 
     app = FastAPI(

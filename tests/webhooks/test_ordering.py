@@ -6,9 +6,9 @@ import itertools
 from typing import Any
 
 import httpx
-import stripe
 
-from tests.peers.stripe_double import StripeDouble, make_stripe_client
+from tests.conftest import AppFactory
+from tests.peers.stripe_double import StripeDouble
 from tests.peers.stripe_events import subscription_obj
 from tests.support import values
 from tests.support.database import Conn
@@ -105,22 +105,10 @@ async def test_older_event_is_stale_and_recorded(client: httpx.AsyncClient, db: 
     )
 
 
-class DoubleSubscriptions:
-    """Stripe's current subscription, read with the real SDK from the double."""
-
-    def __init__(self, client: stripe.StripeClient) -> None:
-        self._client = client
-
-    async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
-        sub = await self._client.v1.subscriptions.retrieve_async(subscription_id)
-        result: dict[str, Any] = sub.to_dict()
-        return result
-
-
 async def test_same_second_conflict_stores_what_stripe_says(
-    client: httpx.AsyncClient, db: Conn
+    client: httpx.AsyncClient, db: Conn, stripe_double: StripeDouble
 ) -> None:
-    double = StripeDouble()
+    double = stripe_double
     current = subscription_obj(
         "sub_1",
         "cus_1",
@@ -131,9 +119,6 @@ async def test_same_second_conflict_stores_what_stripe_says(
         metadata={"queue_customer_id": "cust_1"},
     )
     double.put_subscription(current)
-    client.app.state.services.stripe = DoubleSubscriptions(  # type: ignore[attr-defined]
-        make_stripe_client(double)
-    )
 
     first = subscription_event("customer.subscription.updated", status="active", created=T0 + 5)
     second = subscription_event("customer.subscription.updated", status="past_due", created=T0 + 5)
@@ -156,9 +141,13 @@ async def test_same_second_identical_state_needs_no_stripe_call(
 
 
 async def test_same_second_without_stripe_key_keeps_the_later_delivery(
-    client: httpx.AsyncClient, db: Conn
+    app_factory: AppFactory, db: Conn
 ) -> None:
-    client.app.state.services.stripe = None  # type: ignore[attr-defined]
+    async with app_factory(stripe_restricted_key=None) as client:
+        await _tie_without_stripe(client, db)
+
+
+async def _tie_without_stripe(client: httpx.AsyncClient, db: Conn) -> None:
     first = subscription_event("customer.subscription.updated", status="active", created=T0 + 5)
     second = subscription_event("customer.subscription.updated", status="unpaid", created=T0 + 5)
     await deliver_ok(client, first)

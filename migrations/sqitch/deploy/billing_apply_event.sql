@@ -22,7 +22,7 @@ $$;
 
 -- Link a Stripe customer to a platform customer. Returns the queue_customer_id now
 -- linked to the Stripe customer (NULL when none); conflicts keep the existing link.
-CREATE FUNCTION billing_link_customer(p_stripe_customer_id text, p_queue_customer_id text)
+CREATE FUNCTION billing_link_event_customer(p_stripe_customer_id text, p_queue_customer_id text)
 RETURNS TABLE (queue_customer_id text, conflict boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -425,7 +425,7 @@ BEGIN
     -- linking is additive, so even a stale event may link its customer
     IF v_customer IS NOT NULL THEN
         SELECT l.queue_customer_id, l.conflict INTO v_queue_id, v_conflict
-          FROM billing_link_customer(v_customer, p -> 'change' ->> 'queue_customer_id') AS l;
+          FROM billing_link_event_customer(v_customer, p -> 'change' ->> 'queue_customer_id') AS l;
     END IF;
 
     IF v_outcome = 'stale' THEN

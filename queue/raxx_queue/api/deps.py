@@ -14,6 +14,7 @@ from fastapi import Depends, Path, Request
 from raxx_queue.db.pool import Database
 from raxx_queue.errors import BillingDisabled, Forbidden, Unauthenticated
 from raxx_queue.settings import Settings
+from raxx_queue.stripe_gateway import StripeGateway
 from raxx_queue.wakeups import Wakeup
 
 QUEUE_CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -31,8 +32,8 @@ class Services:
     settings: Settings
     db: Database
     schema_head: str | None = None
-    # the Stripe gateway; None when no Stripe key is configured
-    stripe: Any = None
+    # None when no Stripe key is configured: routes needing Stripe answer 503
+    stripe: StripeGateway | None = None
     mirror_wakeup: Wakeup = field(default_factory=Wakeup)
     audit_wakeup: Wakeup = field(default_factory=Wakeup)
     extras: dict[str, Any] = field(default_factory=dict)
