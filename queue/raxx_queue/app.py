@@ -16,6 +16,7 @@ from raxx_queue.api import (
     health,
     invoices,
     portal,
+    reconcile,
     subscribe,
     subscriptions,
     webhook,
@@ -43,6 +44,7 @@ BILLING_ROUTERS = (
     subscribe.router,
     checkout.router,
     portal.router,
+    reconcile.router,
 )
 
 

@@ -25,6 +25,7 @@ TABLES = (
     "processed_stripe_events",
     "billing_action_log",
     "billing_subscription_mirror",
+    "billing_job_checkpoint",
 )
 
 

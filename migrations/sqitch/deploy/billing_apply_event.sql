@@ -443,7 +443,8 @@ BEGIN
 
     INSERT INTO billing_action_log
            (actor, action, queue_customer_id, stripe_object_id, event_id, request_id, summary)
-    VALUES (coalesce(p ->> 'actor', 'stripe'), 'stripe.' || (p ->> 'type'), v_queue_id,
+    VALUES (coalesce(p ->> 'actor', 'stripe'), coalesce(p ->> 'action', 'stripe.' || (p ->> 'type')),
+            v_queue_id,
             p ->> 'object_id', p ->> 'event_id', p ->> 'request_id',
             jsonb_strip_nulls(jsonb_build_object(
                 'before', v_before, 'after', v_after,

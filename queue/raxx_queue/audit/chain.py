@@ -29,6 +29,11 @@ _ROW_COLUMNS = (
     " request_id, summary, prev_hash, row_hash"
 )
 LOCK_FOR_SEALING = "LOCK TABLE billing_action_log IN SHARE ROW EXCLUSIVE MODE"
+# Appenders queue behind the sealer's lock: it must never wait long for it, and if
+# this process stalls while holding it, Postgres ends the session and frees them.
+SEALING_TIMEOUTS = (
+    "SET LOCAL lock_timeout = '2s'; SET LOCAL idle_in_transaction_session_timeout = '5s'"
+)
 LAST_SEALED = (
     "SELECT row_hash FROM billing_action_log WHERE row_hash IS NOT NULL ORDER BY id DESC LIMIT 1"
 )
@@ -84,6 +89,7 @@ def chain(key: bytes, prev: str, rows: Iterable[asyncpg.Record]) -> list[tuple[i
 async def seal_pending(db: Database, key: bytes, batch: int = SEAL_BATCH) -> int:
     """Seal unsealed rows into the chain, oldest first; returns how many were sealed."""
     async with db.transaction() as conn:
+        await conn.execute(SEALING_TIMEOUTS)
         await conn.execute(LOCK_FOR_SEALING)
         prev = await conn.fetchval(LAST_SEALED) or GENESIS
         rows = await conn.fetch(UNSEALED, batch)

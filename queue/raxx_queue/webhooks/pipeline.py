@@ -45,6 +45,8 @@ class EventContext:
     source: str = "webhook"
     actor: str = "stripe"
     request_id: str | None = None
+    # the audit action; default "stripe.<event type>"
+    action: str | None = None
 
 
 class MalformedEvent(ServiceError):
@@ -79,6 +81,7 @@ def _params(event: Json, change: EventChange, context: EventContext, force: bool
         "livemode": bool(event.get("livemode")),
         "source": context.source,
         "actor": context.actor,
+        "action": context.action,
         "request_id": context.request_id,
         "payload": event,
         "family": change.family,
