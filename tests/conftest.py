@@ -10,9 +10,11 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import stripe
 
 from raxx_queue.app import create_app
 from raxx_queue.settings import Settings
+from tests.peers.stripe_double import StripeDouble
 from tests.support import values
 from tests.support.database import (
     create_database,
@@ -88,24 +90,40 @@ async def running_app(settings: Settings, **app_options: Any) -> AsyncIterator[h
     """The app with its lifespan running, behind an in-process HTTP client."""
     app = create_app(settings, **app_options)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://queue.test") as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
 
 
+@pytest.fixture(autouse=True)
+def instant_stripe_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK still retries (twice); only its 0.5-2 s backoff between attempts is zeroed."""
+    monkeypatch.setattr(stripe.HTTPClient, "INITIAL_DELAY", 0)
+    monkeypatch.setattr(stripe.HTTPClient, "MAX_DELAY", 0)
+
+
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running_app(settings) as client:
+def stripe_double() -> StripeDouble:
+    """The Stripe API every app built by these fixtures talks to."""
+    return StripeDouble(api_key=values.STRIPE_KEY)
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, stripe_double: StripeDouble
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_app(settings, stripe_transport=stripe_double.transport) as client:
         yield client
 
 
 @pytest.fixture
-def app_factory(clean_db: str) -> AppFactory:
+def app_factory(clean_db: str, stripe_double: StripeDouble) -> AppFactory:
     """Build an app with settings overrides: `async with app_factory(flag_queue_billing=False)`."""
 
     def factory(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
-        return running_app(make_settings(clean_db, **overrides))
+        settings = make_settings(clean_db, **overrides)
+        return running_app(settings, stripe_transport=stripe_double.transport)
 
     return factory
 

@@ -114,8 +114,37 @@ def test_production_requires_database_url(clean_env: pytest.MonkeyPatch) -> None
         load_settings()
 
 
+PRODUCTION = {
+    "QUEUE_ENV": "production",
+    "DATABASE_URL": "postgres://u:pw@db.example:5432/queue",
+    "STRIPE_RESTRICTED_KEY": "rk_live_x",
+    "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    "STRIPE_PRICE_ID_PRO": "price_a",
+    "STRIPE_PRICE_ID_PRO_PLUS": "price_b",
+    "QUEUE_SERVICE_TOKEN_RAPTOR": "r" * 32,
+    "QUEUE_SERVICE_TOKEN_CONSOLE": "c" * 32,
+    "RAPTOR_MIRROR_URL": "https://raptor.example/internal/billing/mirror",
+    "RAPTOR_MIRROR_TOKEN": "m" * 32,
+    "BILLING_AUDIT_HMAC_KEY": "k" * 32,
+}
+
+
+def test_production_requires_its_secrets(clean_env: pytest.MonkeyPatch) -> None:
+    for name, value in PRODUCTION.items():
+        clean_env.setenv(name, value)
+    load_settings()
+    for name in PRODUCTION:
+        if name == "QUEUE_ENV":
+            continue
+        clean_env.delenv(name)
+        with pytest.raises(ConfigError, match=name):
+            load_settings()
+        clean_env.setenv(name, PRODUCTION[name])
+
+
 def test_production_enforces_sslmode(clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setenv("QUEUE_ENV", "production")
+    for name, value in PRODUCTION.items():
+        clean_env.setenv(name, value)
     clean_env.setenv("DATABASE_URL", "postgres://u:pw@db.example:5432/queue")
     assert load_settings().database_dsn() == "postgres://u:pw@db.example:5432/queue?sslmode=require"
     clean_env.setenv("DATABASE_URL", "postgres://u:pw@db.example/queue?sslmode=verify-full")
@@ -123,7 +152,8 @@ def test_production_enforces_sslmode(clean_env: pytest.MonkeyPatch) -> None:
 
 
 def test_empty_values_count_as_missing(clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setenv("QUEUE_ENV", "production")
+    for name, value in PRODUCTION.items():
+        clean_env.setenv(name, value)
     clean_env.setenv("DATABASE_URL", "   ")
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         load_settings()

@@ -5,22 +5,50 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import Depends, FastAPI
 
 from raxx_queue import __version__
-from raxx_queue.api import customers, health, invoices, mirror, subscriptions
+from raxx_queue.api import (
+    audit,
+    checkout,
+    customers,
+    health,
+    invoices,
+    mirror,
+    portal,
+    reconcile,
+    subscribe,
+    subscriptions,
+    webhook,
+)
 from raxx_queue.api.deps import Services, require_billing_enabled
 from raxx_queue.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from raxx_queue.audit.sealer import AuditSealer
+from raxx_queue.billing.grace import GraceExpiryJob
 from raxx_queue.db.migrate import find_migrations_dir, plan_head
 from raxx_queue.db.pool import Database
 from raxx_queue.errors import install_error_handlers
 from raxx_queue.jsonio import FastJSONResponse
 from raxx_queue.logs import configure_logging
-from raxx_queue.mirror.dispatcher import DispatcherConfig, run_mirror_dispatcher
+from raxx_queue.mirror.dispatcher import DispatcherConfig, build_mirror_dispatcher
 from raxx_queue.sentry import init_sentry
 from raxx_queue.settings import ConfigError, Settings, load_settings
+from raxx_queue.stripe_gateway import build_stripe_gateway
+from raxx_queue.wakeups import BackgroundWorker
 
-BILLING_ROUTERS = (customers.router, subscriptions.router, invoices.router, mirror.router)
+BILLING_ROUTERS = (
+    customers.router,
+    subscriptions.router,
+    invoices.router,
+    webhook.router,
+    audit.router,
+    subscribe.router,
+    checkout.router,
+    portal.router,
+    reconcile.router,
+    mirror.router,
+)
 
 
 def _schema_head(settings: Settings) -> str | None:
@@ -30,8 +58,41 @@ def _schema_head(settings: Settings) -> str | None:
         return None
 
 
-def create_app(settings: Settings, *, mirror_config: DispatcherConfig | None = None) -> FastAPI:
-    """Build the app; resources are opened by the lifespan, never at import time."""
+def background_workers(
+    services: Services, mirror_config: DispatcherConfig | None = None
+) -> list[BackgroundWorker]:
+    """The in-process jobs every web process runs (each safe with several processes)."""
+    settings = services.settings
+    key = settings.billing_audit_hmac_key
+    sealer = AuditSealer(
+        services.db,
+        key.get_secret_value().encode() if key else None,
+        services.audit_wakeup,
+        enabled=settings.flag_billing_audit_writes,
+    )
+    grace = GraceExpiryJob(services.db, services.mirror_wakeup, services.audit_wakeup)
+    services.extras.update(sealer=sealer, grace=grace)
+    workers: list[BackgroundWorker] = [sealer, grace]
+    dispatcher = build_mirror_dispatcher(
+        settings, services.db, services.mirror_wakeup, mirror_config
+    )
+    if dispatcher is not None:  # stopped first: pushes in flight finish within its grace
+        services.extras.update(mirror_dispatcher=dispatcher)
+        workers.append(dispatcher)
+    return workers
+
+
+def create_app(
+    settings: Settings,
+    *,
+    stripe_transport: httpx.AsyncBaseTransport | None = None,
+    mirror_config: DispatcherConfig | None = None,
+) -> FastAPI:
+    """Build the app; resources are opened by the lifespan, never at import time.
+
+    `stripe_transport` replaces the network under the Stripe gateway and
+    `mirror_config` tunes the mirror dispatcher (tests).
+    """
     configure_logging(settings)
     init_sentry(settings)
 
@@ -42,12 +103,21 @@ def create_app(settings: Settings, *, mirror_config: DispatcherConfig | None = N
             raise ConfigError("DATABASE_URL: not set (the CLI starts an embedded database)")
         db = Database(dsn)
         await db.open()
-        app.state.services = Services(settings=settings, db=db, schema_head=_schema_head(settings))
+        gateway = build_stripe_gateway(settings, stripe_transport)
+        services = Services(
+            settings=settings, db=db, schema_head=_schema_head(settings), stripe=gateway
+        )
+        app.state.services = services
+        workers = background_workers(services, mirror_config)
+        for worker in workers:
+            worker.start()
         try:
-            wakeup = app.state.services.mirror_wakeup
-            async with run_mirror_dispatcher(settings, db, wakeup, mirror_config):
-                yield
+            yield
         finally:
+            for worker in reversed(workers):
+                await worker.stop()
+            if gateway is not None:
+                await gateway.aclose()
             await db.close()
 
     app = FastAPI(

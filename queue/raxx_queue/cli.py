@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -146,12 +147,101 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
+async def _verify_audit(settings: Settings) -> dict[str, object]:
+    import asyncpg
+
+    from raxx_queue.audit.chain import verify_chain
+
+    if settings.billing_audit_hmac_key is None:
+        raise ConfigError("BILLING_AUDIT_HMAC_KEY: required to verify the audit chain")
+    dsn = settings.database_dsn()
+    assert dsn is not None
+    conn = await asyncpg.connect(dsn)
+    try:
+        report = await verify_chain(
+            conn, settings.billing_audit_hmac_key.get_secret_value().encode()
+        )
+    finally:
+        await conn.close()
+    return report.as_dict()
+
+
+def cmd_audit_verify(_args: argparse.Namespace) -> int:
+    """Walk the audit chain; exit 1 and name the first bad row when it is broken."""
+    settings = load_settings()
+    configure_logging(settings)
+    settings = resolve_database(settings, migrate=False)
+    report = asyncio.run(_verify_audit(settings))
+    print(json.dumps(report))
+    return 0 if report["ok"] else 1
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Re-read customers from Stripe and repair drift; --all resumes where it stopped."""
+    from raxx_queue.operator_jobs import run_reconcile
+
+    settings = load_settings()
+    configure_logging(settings)
+    settings = resolve_database(settings, migrate=False)
+    report = asyncio.run(
+        run_reconcile(
+            settings, queue_customer_id=args.customer, restart=args.restart, rate=args.rate
+        )
+    )
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def cmd_events_replay(args: argparse.Namespace) -> int:
+    """Feed events Stripe could not deliver through the webhook pipeline."""
+    from raxx_queue.operator_jobs import run_replay
+    from raxx_queue.webhooks.replay import ReplayStopped, parse_since
+
+    since = parse_since(args.since)
+    settings = load_settings()
+    configure_logging(settings)
+    settings = resolve_database(settings, migrate=False)
+    try:
+        report = asyncio.run(
+            run_replay(settings, since_seconds=since, include_delivered=args.include_delivered)
+        )
+    except ReplayStopped as stopped:
+        print(f"raxx-queue: {stopped.message}; rerun to continue", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="raxx-queue", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="serve HTTP on 0.0.0.0:$PORT").set_defaults(func=cmd_serve)
     sub.add_parser("dev", help="local server on the embedded Postgres").set_defaults(func=cmd_dev)
     sub.add_parser("migrate", help="sqitch deploy --verify").set_defaults(func=cmd_migrate)
+    audit = sub.add_parser("audit", help="audit chain tools").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit.add_parser("verify", help="walk the audit chain").set_defaults(func=cmd_audit_verify)
+
+    reconcile = sub.add_parser("reconcile", help="re-read from Stripe and repair drift")
+    target = reconcile.add_mutually_exclusive_group(required=True)
+    target.add_argument("--all", action="store_true", help="every customer (resumable)")
+    target.add_argument("--customer", metavar="QUEUE_CUSTOMER_ID", help="one customer")
+    reconcile.add_argument("--restart", action="store_true", help="ignore the checkpoint")
+    reconcile.add_argument(
+        "--rate", type=float, default=20.0, help="Stripe reads per second (default 20)"
+    )
+    reconcile.set_defaults(func=cmd_reconcile)
+
+    events = sub.add_parser("events", help="Stripe events").add_subparsers(
+        dest="events_command", required=True
+    )
+    replay = events.add_parser("replay", help="apply events Stripe could not deliver")
+    replay.add_argument("--since", required=True, help="how far back, e.g. 6h or 3d")
+    replay.add_argument(
+        "--include-delivered", action="store_true", help="every event, not only undelivered"
+    )
+    replay.set_defaults(func=cmd_events_replay)
     return parser
 
 

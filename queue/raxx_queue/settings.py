@@ -24,6 +24,19 @@ log = logging.getLogger(__name__)
 PLACEHOLDERS = frozenset({"changeme", "change-me", "changethis", "placeholder", "xxx", "todo"})
 
 
+PRODUCTION_REQUIRED = (
+    "DATABASE_URL",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_PRICE_ID_PRO",
+    "STRIPE_PRICE_ID_PRO_PLUS",
+    "QUEUE_SERVICE_TOKEN_RAPTOR",
+    "QUEUE_SERVICE_TOKEN_CONSOLE",
+    "RAPTOR_MIRROR_URL",
+    "RAPTOR_MIRROR_TOKEN",
+    "BILLING_AUDIT_HMAC_KEY",
+)
+
+
 class Environment(enum.StrEnum):
     DEVELOPMENT = "development"
     TEST = "test"
@@ -152,9 +165,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_environment(self) -> Settings:
-        if self.queue_env is Environment.PRODUCTION and self.database_url is None:
-            raise ValueError("DATABASE_URL is required in production")
+        if self.queue_env is Environment.PRODUCTION:
+            missing = [name for name in PRODUCTION_REQUIRED if not self._is_set(name)]
+            if self.stripe_api_key is None:
+                missing.append("STRIPE_RESTRICTED_KEY")
+            if missing:
+                raise ValueError(f"required in production: {', '.join(missing)}")
         return self
+
+    def _is_set(self, name: str) -> bool:
+        value = getattr(self, name.lower())
+        return bool(value) if isinstance(value, list) else value is not None
 
     @model_validator(mode="after")
     def _check_mirror(self) -> Settings:

@@ -1,9 +1,18 @@
-"""In-process wake-ups: a commit tells the background workers there is work now."""
+"""Background workers and their in-process wake-ups (a commit says there is work now)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Protocol
+
+
+class BackgroundWorker(Protocol):
+    """A job the app lifespan starts and stops."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class Wakeup:

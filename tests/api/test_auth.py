@@ -17,6 +17,13 @@ PROTECTED_ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/api/v1/billing/subscriptions/cust_1", None, {"raptor", "console"}),
     ("GET", "/api/v1/billing/invoices/cust_1", None, {"raptor", "console"}),
     ("GET", "/metrics", None, {"raptor", "console"}),
+    ("GET", "/api/internal/billing/audit/verify", None, {"console"}),
+    ("POST", "/api/internal/billing/reconcile", None, {"console"}),
+    # bodiless: allowed callers get 422, so nothing reaches Stripe
+    ("POST", "/api/v1/billing/customers", None, {"raptor", "console"}),
+    ("POST", "/api/v1/billing/subscribe", None, {"raptor"}),
+    ("POST", "/api/v1/billing/checkout", None, {"raptor"}),
+    ("POST", "/api/v1/billing/portal", None, {"raptor"}),
     (
         "POST",
         "/api/internal/billing/mirror-sync",

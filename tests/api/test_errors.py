@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
@@ -39,6 +41,20 @@ async def test_malformed_request_id_is_replaced(client: httpx.AsyncClient, bad: 
 async def test_body_over_1_mib_is_413_by_content_length(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/api/v1/billing/customers", content=b"x" * (ONE_MIB + 1), headers=values.CONSOLE
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_streamed_body_over_1_mib_is_413(client: httpx.AsyncClient) -> None:
+    """No Content-Length: the limit is enforced while the body streams in."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(64):
+            yield b"{" * (64 * 1024)
+
+    response = await client.post(
+        "/api/v1/billing/webhook", content=chunks(), headers={"Stripe-Signature": "t=1,v1=00"}
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"

@@ -203,9 +203,11 @@ class RaptorReceiver:
         """Record one request and answer it according to the current behaviour."""
         push = self._record(request)
         status, answer = self._answer(push)
+        with self._cond:  # before answering: a client may look the moment it has its answer
+            push.status = status
         _respond(request, status, answer)
         with self._cond:
-            push.status, push.answered_at = status, time.monotonic()
+            push.answered_at = time.monotonic()
             self._cond.notify_all()
 
     def _record(self, request: BaseHTTPRequestHandler) -> Push:

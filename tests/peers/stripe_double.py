@@ -10,9 +10,9 @@ Responses are Stripe's official fixtures with the request's values written in; s
 in memory; every request is recorded; `Idempotency-Key` replays the first answer; failures
 can be scripted with `fail_next` / `fail_always`.
 
-Wiring: `stripe.HTTPXClient` takes no transport, so `TransportHTTPXClient` (see
-`stripe_transport`) swaps in an `httpx.AsyncClient` built on `double.transport`. Production
-builds its client the same way and lets tests pass the transport in::
+Wiring: `stripe.HTTPXClient` takes no transport, so `TransportHTTPXClient` (production's class,
+from `raxx_queue.stripe_gateway`) swaps in an `httpx.AsyncClient` built on `double.transport`. The
+gateway builds its client the same way; `create_app(settings, stripe_transport=...)` passes it::
 
     http = httpx.AsyncClient(transport=double.transport)        # transport=None in production
     client = stripe.StripeClient(

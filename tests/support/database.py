@@ -25,6 +25,7 @@ TABLES = (
     "processed_stripe_events",
     "billing_action_log",
     "billing_subscription_mirror",
+    "billing_job_checkpoint",
 )
 
 
@@ -68,5 +69,9 @@ async def truncate_all(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY")
+        # tamper tests switch the append-only guard off
+        await conn.execute(
+            "ALTER TABLE billing_action_log ENABLE TRIGGER billing_action_log_append_only"
+        )
     finally:
         await conn.close()

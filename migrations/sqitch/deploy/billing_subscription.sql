@@ -17,6 +17,7 @@ CREATE TABLE billing_subscription (
     grace_until timestamptz,
     payment_failure_count integer NOT NULL DEFAULT 0,
     last_payment_failed_at timestamptz,
+    last_paid_at timestamptz,
     stripe_created_at timestamptz,
     source_event_created_at timestamptz,
     created_at timestamptz NOT NULL DEFAULT now(),

@@ -1,13 +1,15 @@
-"""Billing customer reads."""
+"""Billing customers: Console/Raptor reads and create-or-return."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response, status
 
+from raxx_queue.api.billing_context import AnyCallerBilling
 from raxx_queue.api.deps import AnyCaller, DatabaseDep, QueueCustomerId
-from raxx_queue.billing import reads
+from raxx_queue.billing import customers, reads
+from raxx_queue.billing.flow_schemas import CreateCustomerRequest
 from raxx_queue.billing.schemas import Customer, CustomerPage, PlanTier, SubscriptionStatus
 
 router = APIRouter(prefix="/api/v1/billing/customers", tags=["customers"])
@@ -34,3 +36,17 @@ async def get_customer(
 ) -> Customer:
     async with db.connection() as conn:
         return await reads.get_customer(conn, queue_customer_id)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={status.HTTP_200_OK: {"model": Customer, "description": "already existed"}},
+)
+async def create_customer(
+    body: CreateCustomerRequest, ctx: AnyCallerBilling, response: Response
+) -> Customer:
+    result = await customers.create_customer(ctx, body)
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return result.customer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -14,6 +14,7 @@ from fastapi import Depends, Path, Request
 from raxx_queue.db.pool import Database
 from raxx_queue.errors import BillingDisabled, Forbidden, Unauthenticated
 from raxx_queue.settings import Settings
+from raxx_queue.stripe_gateway import StripeGateway
 from raxx_queue.wakeups import Wakeup
 
 QUEUE_CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -31,29 +32,39 @@ class Services:
     settings: Settings
     db: Database
     schema_head: str | None = None
+    # None when no Stripe key is configured: routes needing Stripe answer 503
+    stripe: StripeGateway | None = None
     mirror_wakeup: Wakeup = field(default_factory=Wakeup)
     audit_wakeup: Wakeup = field(default_factory=Wakeup)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def get_services(request: Request) -> Services:
+# Dependencies are `async def`: FastAPI runs plain `def` dependencies in a thread
+# pool, a thread hop per request for what is only attribute access.
+
+
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+async def get_services(request: Request) -> Services:
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_db(request: Request) -> Database:
-    return get_services(request).db
+async def get_db(request: Request) -> Database:
+    return services_of(request).db
 
 
 DatabaseDep = Annotated[Database, Depends(get_db)]
 
 
-def require_billing_enabled(request: Request) -> None:
+async def require_billing_enabled(request: Request) -> None:
     """The kill switch: every /api route answers 503 while FLAG_QUEUE_BILLING is false."""
-    if not get_services(request).settings.flag_queue_billing:
+    if not services_of(request).settings.flag_queue_billing:
         raise BillingDisabled()
 
 
@@ -72,7 +83,7 @@ def identify_caller(request: Request) -> Caller:
         raise Unauthenticated()
     presented = token.encode()
     matched: Caller | None = None
-    for name, expected in get_services(request).settings.service_tokens().items():
+    for name, expected in services_of(request).settings.service_tokens().items():
         # compare against all callers, no early exit
         if hmac.compare_digest(presented, expected.encode()):
             matched = Caller(name)
@@ -83,10 +94,10 @@ def identify_caller(request: Request) -> Caller:
     return matched
 
 
-def allow(*callers: Caller) -> Callable[[Request], Caller]:
+def allow(*callers: Caller) -> Callable[[Request], Awaitable[Caller]]:
     """A dependency admitting only the given callers (SPEC §3 permission table)."""
 
-    def dependency(request: Request) -> Caller:
+    async def dependency(request: Request) -> Caller:
         caller = identify_caller(request)
         if caller not in callers:
             raise Forbidden()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
@@ -57,9 +58,13 @@ class Database:
             max_inactive_connection_lifetime=300.0,
         )
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 5.0) -> None:
+        """Close gracefully, but within a bound: shutdown has a deadline."""
         if self._pool is not None:
-            await self._pool.close()
+            try:
+                await asyncio.wait_for(self._pool.close(), timeout)
+            except TimeoutError:
+                self._pool.terminate()
             self._pool = None
 
     @property

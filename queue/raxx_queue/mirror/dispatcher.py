@@ -17,11 +17,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import asyncpg
 import httpx
 import structlog
 
 from raxx_queue import __version__
-from raxx_queue.db.pool import Database
+from raxx_queue.db.pool import CONNECTION_ERRORS, Database
 from raxx_queue.jsonio import dumps
 from raxx_queue.metrics import MIRROR_OLDEST_AGE, MIRROR_PENDING, MIRROR_PUSHES
 from raxx_queue.mirror import outbox
@@ -34,6 +35,7 @@ log = structlog.get_logger(__name__)
 
 # Statuses that say "Raptor is not taking pushes" rather than "this row is refused".
 UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 429})
+LOST_CONNECTION = (*CONNECTION_ERRORS, asyncpg.InternalClientError)
 # Outcomes that count towards "Raptor is down"; a "rejected" row is that row's problem.
 UNAVAILABLE_OUTCOMES = frozenset({"failed", "timeout", "unreachable"})
 
@@ -92,20 +94,23 @@ class MirrorDispatcher:
         self._task = asyncio.create_task(self.run(), name="mirror-dispatcher")
 
     async def stop(self) -> None:
-        """Stop claiming; let pushes in flight finish within the grace, then abandon them."""
+        """Stop claiming; let pushes in flight finish within the grace, then abandon them.
+
+        The HTTP client is closed too: a stopped dispatcher does not start again.
+        """
         self._stopping = True
         self._stopped.set()
         self._wakeup.nudge()
         task, self._task = self._task, None
-        if task is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(task), self._config.shutdown_grace)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            log.warning("mirror_dispatcher_abandoned_pushes", grace=self._config.shutdown_grace)
+        if task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(task), self._config.shutdown_grace)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                log.warning("mirror_dispatcher_abandoned_pushes", grace=self._config.shutdown_grace)
+        await self._client.aclose()
 
     async def run(self) -> None:
         """The loop: one round, then wait for a nudge, the poll, or the outage pause."""
@@ -123,6 +128,8 @@ class MirrorDispatcher:
                 errors += 1
                 # the error type only: driver messages can carry parameters
                 log.error("mirror_dispatch_failed", error_type=type(error).__name__, errors=errors)
+                if isinstance(error, LOST_CONNECTION):
+                    await self._expire_connections()
             if self._stopping:
                 break
             if errors:
@@ -165,6 +172,8 @@ class MirrorDispatcher:
             return await self._record_once(results, abandoned)
         except Exception as error:
             log.warning("mirror_record_retried", error_type=type(error).__name__)
+            if isinstance(error, LOST_CONNECTION):
+                await self._expire_connections()
             return await self._record_once(results, abandoned)
 
     async def _record_once(self, results: Sequence[PushResult], abandoned: Sequence[Claim]) -> int:
@@ -172,6 +181,11 @@ class MirrorDispatcher:
             recorded = await outbox.record_results(conn, results)
             await outbox.release_leases(conn, abandoned)
         return recorded
+
+    async def _expire_connections(self) -> None:
+        """Have the pool replace its connections: once one is lost, the idle ones likely are."""
+        with contextlib.suppress(Exception):
+            await self._db.pool.expire_connections()
 
     async def _push(self, claim: Claim, deadline: float) -> PushResult | None:
         """POST one row; None when it was not sent (stopping, or too late for the lease)."""
@@ -267,22 +281,30 @@ def mirror_client(settings: Settings, config: DispatcherConfig) -> httpx.AsyncCl
     )
 
 
-@asynccontextmanager
-async def run_mirror_dispatcher(
+def build_mirror_dispatcher(
     settings: Settings, db: Database, wakeup: Wakeup, config: DispatcherConfig | None = None
-) -> AsyncIterator[MirrorDispatcher | None]:
-    """Run the dispatcher for the lifespan when RAPTOR_MIRROR_URL is set; stop it on exit."""
+) -> MirrorDispatcher | None:
+    """The process's dispatcher when RAPTOR_MIRROR_URL is set; None (and a log) if not."""
     if settings.raptor_mirror_url is None:
         (log.warning if settings.is_production else log.info)(
             "mirror_dispatcher_disabled", reason="RAPTOR_MIRROR_URL is not set"
         )
-        yield None
-        return
+        return None
     config = config or DispatcherConfig()
-    async with mirror_client(settings, config) as client:
-        dispatcher = MirrorDispatcher(db, client, str(settings.raptor_mirror_url), wakeup, config)
+    client = mirror_client(settings, config)
+    return MirrorDispatcher(db, client, str(settings.raptor_mirror_url), wakeup, config)
+
+
+@asynccontextmanager
+async def run_mirror_dispatcher(
+    settings: Settings, db: Database, wakeup: Wakeup, config: DispatcherConfig | None = None
+) -> AsyncIterator[MirrorDispatcher | None]:
+    """A dispatcher running for the block (tests, benchmarks); stopped on exit."""
+    dispatcher = build_mirror_dispatcher(settings, db, wakeup, config)
+    if dispatcher is not None:
         dispatcher.start()
-        try:
-            yield dispatcher
-        finally:
+    try:
+        yield dispatcher
+    finally:
+        if dispatcher is not None:
             await dispatcher.stop()

@@ -1,0 +1,4 @@
+-- Revert raxx_queue:billing_job_checkpoint from pg
+BEGIN;
+DROP TABLE billing_job_checkpoint;
+COMMIT;

@@ -1,0 +1,16 @@
+"""POST /api/v1/billing/checkout (Raptor only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from raxx_queue.api.billing_context import RaptorBilling
+from raxx_queue.billing import sessions
+from raxx_queue.billing.flow_schemas import CheckoutRequest, CheckoutResponse
+
+router = APIRouter(prefix="/api/v1/billing/checkout", tags=["checkout"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_checkout(body: CheckoutRequest, ctx: RaptorBilling) -> CheckoutResponse:
+    return await sessions.create_checkout(ctx, body)

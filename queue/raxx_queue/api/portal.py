@@ -1,0 +1,16 @@
+"""POST /api/v1/billing/portal (Raptor only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from raxx_queue.api.billing_context import RaptorBilling
+from raxx_queue.billing import sessions
+from raxx_queue.billing.flow_schemas import PortalRequest, PortalResponse
+
+router = APIRouter(prefix="/api/v1/billing/portal", tags=["portal"])
+
+
+@router.post("")
+async def create_portal(body: PortalRequest, ctx: RaptorBilling) -> PortalResponse:
+    return await sessions.create_portal(ctx, body)

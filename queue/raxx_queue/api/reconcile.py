@@ -1,0 +1,47 @@
+"""POST /api/internal/billing/reconcile (Console)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from raxx_queue.api.deps import QUEUE_CUSTOMER_ID_PATTERN, ConsoleOnly, ServicesDep
+from raxx_queue.billing.reconcile import reconcile_all, reconcile_context, reconcile_one
+from raxx_queue.stripe_errors import StripeNotConfigured
+
+router = APIRouter(prefix="/api/internal/billing", tags=["reconcile"])
+
+
+class ReconcileRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue_customer_id: str | None = Field(default=None, pattern=QUEUE_CUSTOMER_ID_PATTERN)
+    all: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ReconcileRequest:
+        if (self.queue_customer_id is None) == (self.all is None):
+            raise ValueError("give either queue_customer_id or all: true")
+        return self
+
+
+@router.post("/reconcile")
+async def reconcile(
+    body: ReconcileRequest, _caller: ConsoleOnly, services: ServicesDep
+) -> dict[str, Any]:
+    """Re-read from Stripe and repair drift, as actor `reconcile`."""
+    if services.stripe is None:
+        raise StripeNotConfigured()
+    settings = services.settings
+    context = reconcile_context(settings.price_tiers(), settings.grace_period_days)
+    if body.queue_customer_id is not None:
+        report = await reconcile_one(services.db, services.stripe, context, body.queue_customer_id)
+    else:
+        # the Console run starts from the beginning; the CLI is the resumable one
+        report = await reconcile_all(services.db, services.stripe, context, resume=False)
+    if report.changes:
+        services.audit_wakeup.nudge()
+        services.mirror_wakeup.nudge()
+    return report.as_dict()

@@ -1,0 +1,16 @@
+"""POST /api/v1/billing/subscribe (Raptor only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from raxx_queue.api.billing_context import RaptorBilling
+from raxx_queue.billing.flow_schemas import SubscribeRequest, SubscribeResponse
+from raxx_queue.billing.subscribe import subscribe as start_subscription
+
+router = APIRouter(prefix="/api/v1/billing/subscribe", tags=["subscriptions"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def subscribe(body: SubscribeRequest, ctx: RaptorBilling) -> SubscribeResponse:
+    return await start_subscription(ctx, body)

@@ -1,0 +1,144 @@
+"""The audit chain: row_hash = HMAC-SHA256(key, prev_hash ‖ canonical row), in id order.
+
+Rows are appended unsealed by the transaction that made the change (cheap, no global
+serialisation on the webhook path). seal_pending() takes a SHARE ROW EXCLUSIVE lock on
+the table, which waits for every in-flight appender and holds new ones back for the
+few milliseconds sealing takes: every id below the newest visible one is then
+committed or gone for good, so sealing in id order can never skip a late commit, and
+two sealers (other processes) can never fork the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+from raxx_queue.db.pool import Connection, Database
+
+GENESIS = "0" * 64
+SEAL_BATCH = 2000
+
+_ROW_COLUMNS = (
+    "id, occurred_at, actor, action, queue_customer_id, stripe_object_id, event_id,"
+    " request_id, summary, prev_hash, row_hash"
+)
+LOCK_FOR_SEALING = "LOCK TABLE billing_action_log IN SHARE ROW EXCLUSIVE MODE"
+# Appenders queue behind the sealer's lock: it must never wait long for it, and if
+# this process stalls while holding it, Postgres ends the session and frees them.
+SEALING_TIMEOUTS = (
+    "SET LOCAL lock_timeout = '2s'; SET LOCAL idle_in_transaction_session_timeout = '5s'"
+)
+LAST_SEALED = (
+    "SELECT row_hash FROM billing_action_log WHERE row_hash IS NOT NULL ORDER BY id DESC LIMIT 1"
+)
+UNSEALED = f"""
+SELECT {_ROW_COLUMNS} FROM billing_action_log WHERE row_hash IS NULL ORDER BY id LIMIT $1
+"""  # noqa: S608 - constant column list
+SEAL = """
+UPDATE billing_action_log AS l
+   SET prev_hash = s.prev_hash, row_hash = s.row_hash, sealed_at = now()
+  FROM unnest($1::bigint[], $2::text[], $3::text[]) AS s(id, prev_hash, row_hash)
+ WHERE l.id = s.id
+"""
+COUNT_UNSEALED = "SELECT count(*) FROM billing_action_log WHERE row_hash IS NULL"
+WALK = f"SELECT {_ROW_COLUMNS} FROM billing_action_log ORDER BY id"  # noqa: S608
+
+
+def canonical(row: asyncpg.Record | dict[str, Any]) -> bytes:
+    """The bytes a row's hash covers: every column but the hashes, in a fixed form."""
+    summary = row["summary"]
+    if isinstance(summary, str):  # a connection without the jsonb codec
+        summary = orjson.loads(summary)
+    return orjson.dumps(
+        {
+            "id": row["id"],
+            "occurred_at": row["occurred_at"].isoformat(),
+            "actor": row["actor"],
+            "action": row["action"],
+            "queue_customer_id": row["queue_customer_id"],
+            "stripe_object_id": row["stripe_object_id"],
+            "event_id": row["event_id"],
+            "request_id": row["request_id"],
+            "summary": summary,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
+
+
+def row_hash(key: bytes, prev_hash: str, row: asyncpg.Record | dict[str, Any]) -> str:
+    message = prev_hash.encode() + b"\x1e" + canonical(row)
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def chain(key: bytes, prev: str, rows: Iterable[asyncpg.Record]) -> list[tuple[int, str, str]]:
+    """(id, prev_hash, row_hash) for rows sealed after prev, in order."""
+    sealed = []
+    for row in rows:
+        digest = row_hash(key, prev, row)
+        sealed.append((row["id"], prev, digest))
+        prev = digest
+    return sealed
+
+
+async def seal_pending(db: Database, key: bytes, batch: int = SEAL_BATCH) -> int:
+    """Seal unsealed rows into the chain, oldest first; returns how many were sealed."""
+    async with db.transaction() as conn:
+        await conn.execute(SEALING_TIMEOUTS)
+        await conn.execute(LOCK_FOR_SEALING)
+        prev = await conn.fetchval(LAST_SEALED) or GENESIS
+        rows = await conn.fetch(UNSEALED, batch)
+        if not rows:
+            return 0
+        sealed = chain(key, prev, rows)
+        await conn.execute(
+            SEAL, [s[0] for s in sealed], [s[1] for s in sealed], [s[2] for s in sealed]
+        )
+    return len(sealed)
+
+
+async def count_unsealed(conn: Connection) -> int:
+    count: int = await conn.fetchval(COUNT_UNSEALED)
+    return count
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    rows: int
+    first_bad_id: int | None
+    unsealed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "rows": self.rows,
+            "first_bad_id": self.first_bad_id,
+            "unsealed": self.unsealed,
+        }
+
+
+async def verify_chain(conn: Connection, key: bytes) -> ChainReport:
+    """Walk the log in id order; name the first row changed, removed before, or reordered."""
+    prev = GENESIS
+    rows = 0
+    unsealed = 0
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        async for row in conn.cursor(WALK, prefetch=1000):
+            rows += 1
+            if row["row_hash"] is None:
+                unsealed += 1
+                continue
+            if unsealed:  # a sealed row after an unsealed one: the chain was edited
+                return ChainReport(False, rows, row["id"], unsealed)
+            if row["prev_hash"] != prev or not hmac.compare_digest(
+                row_hash(key, prev, row), row["row_hash"]
+            ):
+                return ChainReport(False, rows, row["id"], unsealed)
+            prev = row["row_hash"]
+    return ChainReport(True, rows, None, unsealed)

@@ -1,0 +1,63 @@
+"""Background sealing of audit rows, in every process (sealers serialise on the table lock)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from raxx_queue.audit.chain import count_unsealed, seal_pending
+from raxx_queue.db.pool import UNAVAILABLE, Database
+from raxx_queue.metrics import AUDIT_SEALED, AUDIT_UNSEALED
+from raxx_queue.wakeups import Wakeup
+
+log = structlog.get_logger(__name__)
+POLL_SECONDS = 2.0
+
+
+class AuditSealer:
+    """Seals appended audit rows shortly after they commit.
+
+    With FLAG_BILLING_AUDIT_WRITES=false (the circuit breaker) or no key it seals
+    nothing: rows stay unsealed and are sealed in order once the flag is back.
+    """
+
+    def __init__(self, db: Database, key: bytes | None, wakeup: Wakeup, enabled: bool) -> None:
+        self._db = db
+        self._key = key
+        self._wakeup = wakeup
+        self._enabled = enabled and key is not None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if not self._enabled:
+            log.warning("audit_sealing_paused", reason="breaker open or no BILLING_AUDIT_HMAC_KEY")
+        self._task = asyncio.create_task(self._run(), name="audit-sealer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def seal_now(self) -> int:
+        """Seal everything pending; returns the number sealed."""
+        if not self._enabled or self._key is None:
+            return 0
+        total = 0
+        while sealed := await seal_pending(self._db, self._key):
+            total += sealed
+            AUDIT_SEALED.inc(sealed)
+        return total
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait(POLL_SECONDS)
+            try:
+                await self.seal_now()
+                async with self._db.connection() as conn:
+                    AUDIT_UNSEALED.set(await count_unsealed(conn))
+            except UNAVAILABLE:
+                log.warning("audit_sealer_database_unavailable")
+            except Exception as error:  # keep sealing alive; the next round retries
+                log.error("audit_sealer_failed", error_type=type(error).__name__)

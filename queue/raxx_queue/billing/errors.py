@@ -1,0 +1,37 @@
+"""Domain errors of the write flows (subscribe, Checkout, Portal, customers)."""
+
+from __future__ import annotations
+
+from raxx_queue.errors import ServiceError
+
+
+class SubscriptionAlreadyActive(ServiceError):
+    status = 409
+    code = "SUBSCRIPTION_ALREADY_ACTIVE"
+
+    def __init__(self, subscription_id: str) -> None:
+        super().__init__(
+            f"the customer already has an active, trialing or past-due subscription "
+            f"({subscription_id}); change it through the Customer Portal"
+        )
+
+
+class PlanNotConfigured(ServiceError):
+    status = 503
+    code = "PLAN_NOT_CONFIGURED"
+
+    def __init__(self, tier: str) -> None:
+        super().__init__(
+            f"no Stripe price is configured for plan tier {tier} (STRIPE_PRICE_ID_{tier.upper()})"
+        )
+
+
+class CustomerLinkConflict(ServiceError):
+    status = 409
+    code = "CUSTOMER_LINK_CONFLICT"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the queue customer and the Stripe customer are linked to other customers; "
+            "an operator must reconcile them"
+        )

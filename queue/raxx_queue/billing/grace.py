@@ -1,0 +1,96 @@
+"""Ends grace windows that expire without an event (safe with several processes)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from raxx_queue.audit.log import append_action
+from raxx_queue.db.pool import UNAVAILABLE, Database
+from raxx_queue.mirror.rows import lock_customer, refresh_mirror
+from raxx_queue.wakeups import Wakeup
+
+log = structlog.get_logger(__name__)
+INTERVAL_SECONDS = 60.0
+
+EXPIRED = """
+SELECT m.queue_customer_id, c.stripe_customer_id
+  FROM billing_subscription_mirror AS m
+  JOIN billing_customer AS c USING (queue_customer_id)
+ WHERE m.entitled AND m.grace_until IS NOT NULL AND m.grace_until <= now()
+ ORDER BY m.grace_until
+ LIMIT $1
+"""
+
+
+async def expire_grace_windows(db: Database, limit: int = 500) -> int:
+    """Recompute mirrors whose grace ended; audit each change. Returns the number changed."""
+    async with db.connection() as conn:
+        due = await conn.fetch(EXPIRED, limit)
+    changed = 0
+    for row in due:
+        async with db.transaction() as conn:
+            if row["stripe_customer_id"]:
+                await lock_customer(conn, row["stripe_customer_id"])
+            mirror = await refresh_mirror(conn, row["queue_customer_id"])
+            if mirror.changed:  # another process may have done it already
+                await append_action(
+                    conn,
+                    actor="system",
+                    action="grace.expired",
+                    queue_customer_id=row["queue_customer_id"],
+                    summary={
+                        "mirror": {
+                            "version": mirror.version,
+                            "before": mirror.before,
+                            "after": mirror.after,
+                        }
+                    },
+                )
+                changed += 1
+    return changed
+
+
+class GraceExpiryJob:
+    """Runs expire_grace_windows every INTERVAL_SECONDS inside the web process."""
+
+    def __init__(
+        self,
+        db: Database,
+        mirror_wakeup: Wakeup,
+        audit_wakeup: Wakeup,
+        interval: float = INTERVAL_SECONDS,
+    ) -> None:
+        self._db = db
+        self._mirror_wakeup = mirror_wakeup
+        self._audit_wakeup = audit_wakeup
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="grace-expiry")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def run_once(self) -> int:
+        changed = await expire_grace_windows(self._db)
+        if changed:
+            log.info("grace_windows_expired", count=changed)
+            self._mirror_wakeup.nudge()
+            self._audit_wakeup.nudge()
+        return changed
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except UNAVAILABLE:
+                log.warning("grace_expiry_database_unavailable")
+            except Exception as error:
+                log.error("grace_expiry_failed", error_type=type(error).__name__)
+            await asyncio.sleep(self._interval)

@@ -1,0 +1,140 @@
+"""Applying one Stripe event: normalise, then one call to billing_apply_stripe_event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+import structlog
+
+from raxx_queue.db.pool import Database
+from raxx_queue.errors import ServiceError
+from raxx_queue.webhooks.changes import EventChange, Json, build_change, subscription_change
+
+log = structlog.get_logger(__name__)
+
+APPLY_EVENT = """
+SELECT outcome, queue_customer_id, mirror_changed, mirror_version
+  FROM billing_apply_stripe_event($1::jsonb)
+"""
+SAME_SECOND_CONFLICT = "QU001"
+
+
+class SubscriptionSource(Protocol):
+    """Where a same-second conflict is resolved: Stripe's current subscription."""
+
+    async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class EventResult:
+    event_id: str
+    event_type: str
+    outcome: str
+    queue_customer_id: str | None
+    mirror_changed: bool
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """Who is applying the event, and with which configuration."""
+
+    price_tiers: dict[str, str]
+    grace_days: int
+    source: str = "webhook"
+    actor: str = "stripe"
+    request_id: str | None = None
+    # the audit action; default "stripe.<event type>"
+    action: str | None = None
+
+
+class MalformedEvent(ServiceError):
+    status = 400
+    code = "INVALID_EVENT"
+
+
+def event_envelope(event: Any) -> tuple[str, str, int, Json]:
+    """(id, type, created, data.object) of a parsed event, or MalformedEvent."""
+    if not isinstance(event, dict):
+        raise MalformedEvent("event is not a JSON object")
+    event_id, event_type, created = event.get("id"), event.get("type"), event.get("created")
+    obj = event.get("data", {}).get("object") if isinstance(event.get("data"), dict) else None
+    if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
+        raise MalformedEvent("event has no id")
+    if not isinstance(event_type, str) or not event_type or len(event_type) > 255:
+        raise MalformedEvent("event has no type")
+    if not isinstance(created, int) or isinstance(created, bool) or created <= 0:
+        raise MalformedEvent("event has no created time")
+    if not isinstance(obj, dict):
+        raise MalformedEvent("event has no data.object")
+    return event_id, event_type, created, obj
+
+
+def _params(event: Json, change: EventChange, context: EventContext, force: bool) -> Json:
+    event_id, event_type, created, _ = event_envelope(event)
+    return {
+        "event_id": event_id,
+        "type": event_type,
+        "created": created,
+        "api_version": event.get("api_version"),
+        "livemode": bool(event.get("livemode")),
+        "source": context.source,
+        "actor": context.actor,
+        "action": context.action,
+        "request_id": context.request_id,
+        "payload": event,
+        "family": change.family,
+        "stripe_customer_id": change.stripe_customer_id,
+        "object_id": change.object_id,
+        "change": change.change,
+        "grace_days": context.grace_days,
+        "force": force,
+    }
+
+
+async def _apply(db: Database, params: Json) -> asyncpg.Record:
+    async with db.connection() as conn:
+        row = await conn.fetchrow(APPLY_EVENT, params)
+    assert row is not None
+    return row
+
+
+async def apply_stripe_event(
+    db: Database, event: Json, context: EventContext, stripe: SubscriptionSource | None
+) -> EventResult:
+    """Apply one verified event exactly once; a single statement, so one round trip."""
+    event_id, event_type, _, obj = event_envelope(event)
+    change = build_change(event_type, obj, context.price_tiers)
+    try:
+        row = await _apply(db, _params(event, change, context, force=False))
+    except asyncpg.PostgresError as error:
+        if error.sqlstate != SAME_SECOND_CONFLICT:
+            raise
+        change = await _resolve_same_second(change, event_type, context, stripe)
+        row = await _apply(db, _params(event, change, context, force=True))
+    return EventResult(
+        event_id=event_id,
+        event_type=event_type,
+        outcome=row["outcome"],
+        queue_customer_id=row["queue_customer_id"],
+        mirror_changed=row["mirror_changed"],
+    )
+
+
+async def _resolve_same_second(
+    change: EventChange, event_type: str, context: EventContext, stripe: SubscriptionSource | None
+) -> EventChange:
+    """Two updates of one subscription in the same second: store what Stripe says now."""
+    subscription_id = change.object_id
+    assert subscription_id is not None
+    if stripe is None:
+        log.warning(
+            "same_second_conflict_unresolved",
+            subscription=subscription_id,
+            reason="no Stripe key configured; the later delivery wins",
+        )
+        return change
+    current = await stripe.retrieve_subscription(subscription_id)
+    log.info("same_second_conflict_resolved", subscription=subscription_id)
+    return subscription_change(event_type, current, context.price_tiers)

@@ -1,0 +1,133 @@
+"""The process as Heroku runs it: graceful SIGTERM, and start-up while the database is away."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+import httpx
+
+from tests.peers.stripe_events import signed
+from tests.support import values
+from tests.support.database import Conn
+from tests.support.process import free_port, running_service, start_service, status_of, wait_until
+from tests.support.webhooks import WEBHOOK, subscription_event
+
+SHUTDOWN_BUDGET = 25.0
+
+
+async def _wait_for_lock_waiter(db: Conn) -> None:
+    """Until a backend waits on an advisory lock: the webhook is in flight."""
+    for _ in range(400):
+        waiting = await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.05)  # polling another process's state
+    raise TimeoutError("the webhook never reached the lock")
+
+
+async def test_sigterm_finishes_the_in_flight_request_and_exits_0(clean_db: str, db: Conn) -> None:
+    event = subscription_event("customer.subscription.created", customer="cus_slow")
+    body, header = signed(event, values.WEBHOOK_SECRET)
+    with running_service(clean_db) as service:
+        # hold the customer's lock so the webhook is slow: it waits inside its transaction
+        await db.execute("SELECT pg_advisory_lock(billing_customer_lock_key('cus_slow'))")
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+            request = asyncio.create_task(
+                http.post(WEBHOOK, content=body, headers={"Stripe-Signature": header})
+            )
+            await _wait_for_lock_waiter(db)
+            service.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            # once SIGTERM is handled, new connections are refused
+            await asyncio.to_thread(
+                wait_until, lambda: status_of(f"{service.url}/health") is None, 10, "stop accepting"
+            )
+            await db.execute("SELECT pg_advisory_unlock(billing_customer_lock_key('cus_slow'))")
+            response = await request
+        code = await asyncio.to_thread(service.process.wait, SHUTDOWN_BUDGET)
+        elapsed = time.monotonic() - signalled
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "applied"
+    assert code == 0
+    assert elapsed < SHUTDOWN_BUDGET
+    assert await db.fetchval("SELECT count(*) FROM processed_stripe_events") == 1
+
+
+def _postgres_address(url: str) -> tuple[str, str | int]:
+    """("unix", socket path) or (host, port) of a Postgres URL."""
+    parts = urlsplit(url)
+    socket_dir = parse_qs(parts.query).get("host", [None])[0]
+    port = parts.port or 5432
+    if socket_dir:
+        return "unix", str(Path(socket_dir) / f".s.PGSQL.{port}")
+    return parts.hostname or "127.0.0.1", port
+
+
+@contextlib.asynccontextmanager
+async def tcp_proxy(listen_port: int, target: tuple[str, str | int]) -> AsyncIterator[None]:
+    """A database that 'appears': a TCP proxy to the real Postgres on listen_port."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if target[0] == "unix":
+            up_reader, up_writer = await asyncio.open_unix_connection(str(target[1]))
+        else:
+            up_reader, up_writer = await asyncio.open_connection(target[0], int(target[1]))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", listen_port)
+    try:
+        yield
+    finally:
+        server.close()
+
+
+async def test_starts_without_database_then_becomes_ready(clean_db: str) -> None:
+    proxy_port = free_port()
+    parts = urlsplit(clean_db)
+    user = parts.username or "postgres"
+    database = parts.path.lstrip("/")
+    away = f"postgresql://{user}@127.0.0.1:{proxy_port}/{database}"
+    service = start_service(away)
+    try:
+        started = time.monotonic()
+        await asyncio.to_thread(
+            wait_until, lambda: status_of(f"{service.url}/health") == 200, 30, "port bound"
+        )
+        bound_after = time.monotonic() - started
+        health = httpx.get(f"{service.url}/health", timeout=5).json()
+        assert health["database"] == "unavailable"
+        assert status_of(f"{service.url}/ready") == 503
+
+        async with tcp_proxy(proxy_port, _postgres_address(clean_db)):
+            await asyncio.to_thread(
+                wait_until, lambda: status_of(f"{service.url}/ready") == 200, 30, "ready"
+            )
+            # the proxy runs on this loop: call the service from a thread
+            response = await asyncio.to_thread(httpx.get, f"{service.url}/health", timeout=5)
+            assert response.json()["database"] == "ok"
+            conn = await asyncpg.connect(away)
+            await conn.close()
+            service.process.terminate()
+            assert await asyncio.to_thread(service.process.wait, SHUTDOWN_BUDGET) == 0
+    finally:
+        if service.process.poll() is None:
+            service.process.kill()
+            service.process.wait()
+    assert bound_after < 30

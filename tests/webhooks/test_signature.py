@@ -1,0 +1,127 @@
+"""Signature verification: every failure is 400 INVALID_SIGNATURE and stores nothing."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import AppFactory
+from tests.peers.stripe_events import event_body, sign, sign_multi, signed
+from tests.support import values
+from tests.support.database import TABLES, Conn
+from tests.support.logs import CapturedLogs
+from tests.support.webhooks import WEBHOOK, customer_event, deliver, subscription_event
+
+TOLERANCE = 300
+
+
+async def _nothing_stored(db: Conn) -> None:
+    for table in TABLES:
+        assert await db.fetchval(f"SELECT count(*) FROM {table}") == 0, table  # noqa: S608
+
+
+async def _post(client: httpx.AsyncClient, body: bytes, header: str | None) -> httpx.Response:
+    headers = {"Content-Type": "application/json"}
+    if header is not None:
+        headers["Stripe-Signature"] = header
+    return await client.post(WEBHOOK, content=body, headers=headers)
+
+
+async def test_valid_signature_is_applied(client: httpx.AsyncClient, db: Conn) -> None:
+    response = await deliver(client, subscription_event("customer.subscription.created"))
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "applied"
+    assert response.json()["received"] is True
+
+
+async def test_rotation_old_and_new_secrets(app_factory: AppFactory, db: Conn) -> None:
+    secrets = f"{values.WEBHOOK_SECRET},{values.OLD_WEBHOOK_SECRET}"
+    async with app_factory(stripe_webhook_secret=secrets) as client:
+        old = subscription_event("customer.subscription.created", sub="sub_old")
+        assert (await deliver(client, old, secret=values.OLD_WEBHOOK_SECRET)).status_code == 200
+        new = subscription_event("customer.subscription.created", sub="sub_new")
+        assert (await deliver(client, new, secret=values.WEBHOOK_SECRET)).status_code == 200
+        # Stripe sends one v1 per active secret while a rotation is under way
+        both = event_body(subscription_event("customer.subscription.created", sub="sub_both"))
+        header = sign_multi(both, ["whsec_unknown_secret", values.OLD_WEBHOOK_SECRET])
+        assert (await _post(client, both, header)).status_code == 200
+        metrics = (await client.get("/metrics", headers=values.CONSOLE)).text
+        assert 'queue_webhook_secret_matches_total{secret_index="1"}' in metrics
+    assert await db.fetchval("SELECT count(*) FROM processed_stripe_events") == 3
+
+
+def _case(name: str) -> tuple[bytes, str | None]:
+    """Built when the test runs: timestamps must be relative to that moment."""
+    return {case: (body, header) for case, body, header in _cases()}[name]
+
+
+def _cases() -> list[tuple[str, bytes, str | None]]:
+    event = subscription_event("customer.subscription.created")
+    body = event_body(event)
+    now = int(time.time())
+    good = sign(body, values.WEBHOOK_SECRET)
+    reserialised = event_body(event).replace(b'"', b'"', 1).replace(b",", b", ", 1)
+    return [
+        ("tampered body", body.replace(b"active", b"trialing", 1), good),
+        ("re-serialised body", reserialised, good),
+        ("wrong secret", body, sign(body, "whsec_someone_else")),
+        ("missing header", body, None),
+        ("empty header", body, ""),
+        ("garbled header", body, "garbage"),
+        ("no timestamp", body, good.split(",", 1)[1]),
+        ("non-numeric timestamp", body, good.replace("t=", "t=abc", 1)),
+        ("v0 only", body, sign(body, values.WEBHOOK_SECRET, scheme="v0")),
+        ("stale", body, sign(body, values.WEBHOOK_SECRET, now - TOLERANCE - 1)),
+        ("future", body, sign(body, values.WEBHOOK_SECRET, now + TOLERANCE + 1)),
+        ("invalid JSON", b"{not json", sign(b"{not json", values.WEBHOOK_SECRET)),
+        ("non-UTF-8 body", b"\xff\xfe{}", sign(b"{}", values.WEBHOOK_SECRET)),
+    ]
+
+
+@pytest.mark.parametrize("case", [c[0] for c in _cases()])
+async def test_bad_deliveries_are_400_and_store_nothing(
+    client: httpx.AsyncClient, db: Conn, case: str
+) -> None:
+    body, header = _case(case)
+    response = await _post(client, body, header)
+    assert response.status_code == 400, case
+    assert response.json()["error"]["code"] == "INVALID_SIGNATURE"
+    await _nothing_stored(db)
+
+
+async def test_signed_invalid_json_is_400(client: httpx.AsyncClient, db: Conn) -> None:
+    payload = b'{"id": "evt_1", "type": '
+    response = await _post(client, payload, sign(payload, values.WEBHOOK_SECRET))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "INVALID_SIGNATURE"
+    await _nothing_stored(db)
+
+
+async def test_edges_of_the_tolerance_are_accepted(client: httpx.AsyncClient, db: Conn) -> None:
+    now = int(time.time())
+    for offset, sub in ((-TOLERANCE + 5, "sub_past"), (TOLERANCE - 5, "sub_future")):
+        event = subscription_event("customer.subscription.created", sub=sub)
+        body, header = signed(event, values.WEBHOOK_SECRET, timestamp=now + offset)
+        assert (await _post(client, body, header)).status_code == 200
+
+
+async def test_rejections_are_logged_without_secrets(
+    client: httpx.AsyncClient, db: Conn, captured_logs: CapturedLogs
+) -> None:
+    event = customer_event("customer.created")
+    body = event_body(event)
+    await _post(client, body, sign(body, "whsec_wrong_secret_value"))
+    assert any('"reason": "no_match"' in line for line in captured_logs.lines)
+    captured_logs.assert_free_of([*values.SECRETS, "whsec_wrong_secret_value", "jenny.rosen"])
+    metrics = (await client.get("/metrics", headers=values.CONSOLE)).text
+    assert 'queue_webhook_signature_failures_total{reason="no_match"}' in metrics
+
+
+async def test_unconfigured_secret_is_503(app_factory: AppFactory, db: Conn) -> None:
+    async with app_factory(stripe_webhook_secret="") as client:
+        response = await deliver(client, customer_event("customer.created"))
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "WEBHOOK_NOT_CONFIGURED"
+    await _nothing_stored(db)
