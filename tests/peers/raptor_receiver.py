@@ -31,6 +31,12 @@ Predicate = Callable[[list["Push"]], bool]
 
 
 @dataclass(eq=False)
+class _BurstServer(ThreadingHTTPServer):
+    """A dispatcher opens up to 32 connections at once; the default backlog is 5."""
+
+    request_queue_size = 128
+
+
 class Push:
     """One request as Raptor received it; `status` is None while the request is held."""
 
@@ -95,7 +101,7 @@ class RaptorReceiver:
 
     def start(self) -> Self:
         """Bind 127.0.0.1:0 and serve in a background thread."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
+        self._server = _BurstServer(("127.0.0.1", 0), _handler_class(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever,
