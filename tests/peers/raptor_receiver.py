@@ -30,13 +30,13 @@ DEFAULT_TOKEN = "raptor-mirror-test-token"
 Predicate = Callable[[list["Push"]], bool]
 
 
-@dataclass(eq=False)
 class _BurstServer(ThreadingHTTPServer):
     """A dispatcher opens up to 32 connections at once; the default backlog is 5."""
 
     request_queue_size = 128
 
 
+@dataclass(eq=False)
 class Push:
     """One request as Raptor received it; `status` is None while the request is held."""
 
