@@ -19,7 +19,7 @@ from raxx_queue.metrics import (
     WEBHOOK_SIGNATURE_FAILURES,
 )
 from raxx_queue.sentry import capture_security_event
-from raxx_queue.webhooks.pipeline import EventContext, apply_stripe_event
+from raxx_queue.webhooks.pipeline import EventContext, apply_stripe_event, check_nesting
 from raxx_queue.webhooks.signature import InvalidSignature, verify_signature
 
 router = APIRouter(prefix="/api/v1/billing", tags=["webhook"])
@@ -65,6 +65,7 @@ async def receive_stripe_event(request: Request, services: ServicesDep) -> Webho
         capture_security_event("stripe webhook rejected", reason=reason)
         raise InvalidSignature(reason) from None
     WEBHOOK_SECRET_MATCHES.labels(secret_index=str(index)).inc()
+    check_nesting(payload, event)
 
     context = EventContext(
         price_tiers=settings.price_tiers(),
