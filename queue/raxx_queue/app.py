@@ -28,7 +28,7 @@ from raxx_queue.audit.sealer import AuditSealer
 from raxx_queue.billing.grace import GraceExpiryJob
 from raxx_queue.db.migrate import find_migrations_dir, plan_head
 from raxx_queue.db.pool import Database
-from raxx_queue.errors import install_error_handlers
+from raxx_queue.errors import error_responses, install_error_handlers
 from raxx_queue.jsonio import FastJSONResponse
 from raxx_queue.logs import configure_logging
 from raxx_queue.mirror.dispatcher import DispatcherConfig, build_mirror_dispatcher
@@ -133,7 +133,7 @@ def create_app(
     app.include_router(health.router)
     gate = [Depends(require_billing_enabled)]
     for router in BILLING_ROUTERS:
-        app.include_router(router, dependencies=gate)
+        app.include_router(router, dependencies=gate, responses=error_responses(503))
     return app
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from raxx_queue.jsonio import FastJSONResponse
@@ -100,6 +101,40 @@ HTTP_CODES = {
     429: "RATE_LIMITED",
     503: "SERVICE_UNAVAILABLE",
 }
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The one error shape, as documented in the OpenAPI schema."""
+
+    error: ErrorDetail
+    request_id: str
+
+
+ERROR_DESCRIPTIONS = {
+    400: "malformed request",
+    401: "missing or unknown service token",
+    402: "the card was declined",
+    403: "this caller may not use this route",
+    404: "not found",
+    409: "conflicts with the current state",
+    413: "request body over 1 MiB",
+    422: "validation failed",
+    502: "Stripe failed or rejected Queue's credentials",
+    503: "billing switched off, database or a dependency unavailable; retry",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for error statuses, all in the one error shape."""
+    return {
+        status: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[status]}
+        for status in statuses
+    }
 
 
 def request_id_of(request: Request) -> str:

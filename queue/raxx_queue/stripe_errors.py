@@ -13,6 +13,9 @@ from raxx_queue.errors import ServiceError
 
 log = structlog.get_logger(__name__)
 
+# every status a route that calls Stripe may answer because of Stripe (documentation)
+STRIPE_ERROR_STATUSES = (400, 402, 404, 409, 422, 502, 503)
+
 
 class StripeNotConfigured(ServiceError):
     status = 503

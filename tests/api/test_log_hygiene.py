@@ -48,3 +48,9 @@ def test_redactor_masks_known_shapes() -> None:
         "billing_email": "[redacted]",
         "nested": {"Authorization": "[redacted]"},
     }
+
+
+def test_redactor_masks_url_encoded_email() -> None:
+    """httpx logs request URLs at INFO: a Stripe query by e-mail carries it encoded."""
+    line = 'HTTP Request: GET https://api.stripe.com/v1/customers?email=qc_1%40example.com "200"'
+    assert "example.com" not in Redactor().text(line)

@@ -8,9 +8,11 @@ from fastapi import APIRouter
 
 from raxx_queue.api.deps import ConsoleOnly, ServicesDep
 from raxx_queue.audit.chain import verify_chain
-from raxx_queue.errors import ServiceError
+from raxx_queue.errors import ServiceError, error_responses
 
-router = APIRouter(prefix="/api/internal/billing/audit", tags=["audit"])
+router = APIRouter(
+    prefix="/api/internal/billing/audit", tags=["audit"], responses=error_responses(401, 403)
+)
 
 
 class AuditKeyMissing(ServiceError):

@@ -11,8 +11,12 @@ from raxx_queue.api.deps import AnyCaller, DatabaseDep, QueueCustomerId
 from raxx_queue.billing import customers, reads
 from raxx_queue.billing.flow_schemas import CreateCustomerRequest
 from raxx_queue.billing.schemas import Customer, CustomerPage, PlanTier, SubscriptionStatus
+from raxx_queue.errors import error_responses
+from raxx_queue.stripe_errors import STRIPE_ERROR_STATUSES
 
-router = APIRouter(prefix="/api/v1/billing/customers", tags=["customers"])
+router = APIRouter(
+    prefix="/api/v1/billing/customers", tags=["customers"], responses=error_responses(401, 422)
+)
 
 
 @router.get("")
@@ -30,7 +34,7 @@ async def list_customers(
         )
 
 
-@router.get("/{queue_customer_id}")
+@router.get("/{queue_customer_id}", responses=error_responses(404))
 async def get_customer(
     queue_customer_id: QueueCustomerId, _caller: AnyCaller, db: DatabaseDep
 ) -> Customer:
@@ -41,7 +45,10 @@ async def get_customer(
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={status.HTTP_200_OK: {"model": Customer, "description": "already existed"}},
+    responses={
+        status.HTTP_200_OK: {"model": Customer, "description": "already existed"},
+        **error_responses(413, *STRIPE_ERROR_STATUSES),
+    },
 )
 async def create_customer(
     body: CreateCustomerRequest, ctx: AnyCallerBilling, response: Response

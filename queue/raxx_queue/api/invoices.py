@@ -9,8 +9,11 @@ from fastapi import APIRouter, Query
 from raxx_queue.api.deps import AnyCaller, DatabaseDep, QueueCustomerId
 from raxx_queue.billing import reads
 from raxx_queue.billing.schemas import InvoicePage
+from raxx_queue.errors import error_responses
 
-router = APIRouter(prefix="/api/v1/billing/invoices", tags=["invoices"])
+router = APIRouter(
+    prefix="/api/v1/billing/invoices", tags=["invoices"], responses=error_responses(401, 404, 422)
+)
 
 
 @router.get("/{queue_customer_id}")

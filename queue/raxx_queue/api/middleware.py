@@ -7,9 +7,10 @@ import time
 import uuid
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from raxx_queue.errors import ServiceError, error_body
+from raxx_queue.errors import error_body
 from raxx_queue.jsonio import dumps
 from raxx_queue.metrics import HTTP_REQUESTS
 
@@ -69,12 +70,15 @@ class RequestContextMiddleware:
                 )
 
 
-class BodyTooLarge(ServiceError):
-    status = 413
-    code = "PAYLOAD_TOO_LARGE"
+class BodyTooLarge(HTTPException):
+    """Raised from receive() once the streamed body passes the limit.
+
+    An HTTPException, not a ServiceError: FastAPI turns any other failure while it
+    reads a JSON body into a 400, but re-raises HTTPExceptions (rendered 413).
+    """
 
     def __init__(self) -> None:
-        super().__init__("request body over 1 MiB", headers={"Connection": "close"})
+        super().__init__(413, "request body over 1 MiB", headers={"Connection": "close"})
 
 
 class BodyLimitMiddleware:

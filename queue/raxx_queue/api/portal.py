@@ -7,8 +7,14 @@ from fastapi import APIRouter
 from raxx_queue.api.billing_context import RaptorBilling
 from raxx_queue.billing import sessions
 from raxx_queue.billing.flow_schemas import PortalRequest, PortalResponse
+from raxx_queue.errors import error_responses
+from raxx_queue.stripe_errors import STRIPE_ERROR_STATUSES
 
-router = APIRouter(prefix="/api/v1/billing/portal", tags=["portal"])
+router = APIRouter(
+    prefix="/api/v1/billing/portal",
+    tags=["portal"],
+    responses=error_responses(401, 403, 413, *STRIPE_ERROR_STATUSES),
+)
 
 
 @router.post("")

@@ -9,9 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from raxx_queue.api.deps import QUEUE_CUSTOMER_ID_PATTERN, ConsoleOnly, ServicesDep
 from raxx_queue.billing.reconcile import reconcile_all, reconcile_context, reconcile_one
-from raxx_queue.stripe_errors import StripeNotConfigured
+from raxx_queue.errors import error_responses
+from raxx_queue.stripe_errors import STRIPE_ERROR_STATUSES, StripeNotConfigured
 
-router = APIRouter(prefix="/api/internal/billing", tags=["reconcile"])
+router = APIRouter(
+    prefix="/api/internal/billing",
+    tags=["reconcile"],
+    responses=error_responses(401, 403, 413, *STRIPE_ERROR_STATUSES),
+)
 
 
 class ReconcileRequest(BaseModel):

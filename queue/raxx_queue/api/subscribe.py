@@ -7,8 +7,14 @@ from fastapi import APIRouter, status
 from raxx_queue.api.billing_context import RaptorBilling
 from raxx_queue.billing.flow_schemas import SubscribeRequest, SubscribeResponse
 from raxx_queue.billing.subscribe import subscribe as start_subscription
+from raxx_queue.errors import error_responses
+from raxx_queue.stripe_errors import STRIPE_ERROR_STATUSES
 
-router = APIRouter(prefix="/api/v1/billing/subscribe", tags=["subscriptions"])
+router = APIRouter(
+    prefix="/api/v1/billing/subscribe",
+    tags=["subscriptions"],
+    responses=error_responses(401, 403, 413, *STRIPE_ERROR_STATUSES),
+)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

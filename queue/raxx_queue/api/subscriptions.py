@@ -7,8 +7,13 @@ from fastapi import APIRouter
 from raxx_queue.api.deps import AnyCaller, DatabaseDep, QueueCustomerId
 from raxx_queue.billing import reads
 from raxx_queue.billing.schemas import SubscriptionSummary
+from raxx_queue.errors import error_responses
 
-router = APIRouter(prefix="/api/v1/billing/subscriptions", tags=["subscriptions"])
+router = APIRouter(
+    prefix="/api/v1/billing/subscriptions",
+    tags=["subscriptions"],
+    responses=error_responses(401, 404, 422),
+)
 
 
 @router.get("/{queue_customer_id}")

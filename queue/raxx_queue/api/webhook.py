@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from raxx_queue.api.deps import ServicesDep
-from raxx_queue.errors import ServiceError, request_id_of
+from raxx_queue.errors import ServiceError, error_responses, request_id_of
 from raxx_queue.metrics import (
     WEBHOOK_EVENTS,
     WEBHOOK_SECONDS,
@@ -19,7 +19,7 @@ from raxx_queue.metrics import (
     WEBHOOK_SIGNATURE_FAILURES,
 )
 from raxx_queue.sentry import capture_security_event
-from raxx_queue.webhooks.pipeline import EventContext, apply_stripe_event
+from raxx_queue.webhooks.pipeline import EventContext, apply_stripe_event, check_nesting
 from raxx_queue.webhooks.signature import InvalidSignature, verify_signature
 
 router = APIRouter(prefix="/api/v1/billing", tags=["webhook"])
@@ -40,7 +40,30 @@ class WebhookNotConfigured(ServiceError):
         super().__init__("no webhook secret is configured", headers={"Retry-After": "300"})
 
 
-@router.post("/webhook")
+# The body is read raw (the signature covers its bytes); documented here for clients.
+WEBHOOK_OPENAPI = {
+    "parameters": [
+        {
+            "name": "Stripe-Signature",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "t=<unix time>,v1=<HMAC-SHA256 hex>[,v1=…]",
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+        "description": "a Stripe event, exactly as Stripe sent it",
+    },
+}
+
+
+@router.post(
+    "/webhook",
+    responses=error_responses(400, 413, 502, 503),
+    openapi_extra=WEBHOOK_OPENAPI,
+)
 async def receive_stripe_event(request: Request, services: ServicesDep) -> WebhookAck:
     """Verify, then apply in one transaction; 200 only after commit."""
     started = time.perf_counter()
@@ -65,6 +88,7 @@ async def receive_stripe_event(request: Request, services: ServicesDep) -> Webho
         capture_security_event("stripe webhook rejected", reason=reason)
         raise InvalidSignature(reason) from None
     WEBHOOK_SECRET_MATCHES.labels(secret_index=str(index)).inc()
+    check_nesting(payload, event)
 
     context = EventContext(
         price_tiers=settings.price_tiers(),

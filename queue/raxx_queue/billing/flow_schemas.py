@@ -29,7 +29,10 @@ def _printable(value: str) -> str:
 
 QueueCustomerIdField = Annotated[str, Field(pattern=QUEUE_CUSTOMER_ID_PATTERN)]
 Email = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254),
+    AfterValidator(_printable),
+    AfterValidator(_email),
 ]
 Name = Annotated[
     str,

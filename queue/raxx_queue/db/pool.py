@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
+import structlog
 
 from raxx_queue.errors import DatabaseUnavailable
 from raxx_queue.jsonio import dumps_str
+
+log = structlog.get_logger(__name__)
 
 # Errors that mean "the database is not there", as opposed to a bad query.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -22,8 +26,18 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
+    # the protocol is mid-way through a failure it has not finished reading (a backend
+    # terminated while the connection sat in the pool): the connection is unusable
+    asyncpg.exceptions.InternalClientError,
 )
 UNAVAILABLE: tuple[type[BaseException], ...] = (DatabaseUnavailable, *CONNECTION_ERRORS)
+
+
+def connection_lost(error: BaseException) -> bool:
+    """A connection error, not asyncpg's client-side DataError (an InterfaceError and a
+    ValueError raised for a query argument it cannot encode: bad input, not an outage)."""
+    return isinstance(error, CONNECTION_ERRORS) and not isinstance(error, ValueError)
+
 
 Connection: TypeAlias = (
     "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
@@ -81,8 +95,29 @@ class Database:
             raise DatabaseUnavailable() from None
         try:
             yield conn
+        except CONNECTION_ERRORS as error:
+            # the connection died under the request (terminated backend, network cut,
+            # restart): 503 so the caller retries, never a 500
+            if not connection_lost(error):
+                raise
+            log.warning("database_connection_lost", error_type=type(error).__name__)
+            # never hand this connection to another request (if asyncpg has not
+            # already taken it back, which a closed connection does by itself)
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
+            raise DatabaseUnavailable() from None
         finally:
+            await self._release(conn)
+
+    async def _release(self, conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> None:
+        try:
             await self.pool.release(conn)
+        except CONNECTION_ERRORS as error:
+            # resetting a broken connection failed: asyncpg has terminated it and freed
+            # its slot; the request's own outcome stands
+            if not connection_lost(error):
+                raise
+            log.warning("database_connection_lost_on_release", error_type=type(error).__name__)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:

@@ -111,7 +111,7 @@ def subscription_fields(obj: Json, tiers: Mapping[str, str]) -> Json:
         "stripe_subscription_id": _require(_id(obj), "subscription id"),
         "stripe_customer_id": _require(_id(obj.get("customer")), "customer"),
         "queue_customer_id": _metadata_queue_id(obj),
-        "status": _require(obj.get("status"), "status"),
+        "status": _require(_text(obj.get("status")), "status"),
         "price_id": price_id,
         "plan_tier": tier,
         "current_period_start": max(period_starts, default=_int(obj.get("current_period_start"))),
@@ -173,7 +173,7 @@ def invoice_subscription_id(obj: Json) -> str | None:
 def invoice_change(event_type: str, obj: Json, _tiers: Mapping[str, str]) -> EventChange:
     customer_id = _require(_id(obj.get("customer")), "customer")
     invoice_id = _id(obj)
-    status = obj.get("status")
+    status = _text(obj.get("status"))
     if invoice_id is None:  # invoice.upcoming previews have no id: record only
         return EventChange(family="record", stripe_customer_id=customer_id, change={})
     return EventChange(

@@ -19,6 +19,11 @@ SELECT outcome, queue_customer_id, mirror_changed, mirror_version
   FROM billing_apply_stripe_event($1::jsonb)
 """
 SAME_SECOND_CONFLICT = "QU001"
+# Stripe's events nest about ten levels; the JSON encoder stops at 255.
+MAX_EVENT_DEPTH = 64
+# A signed event whose values Postgres cannot hold (a NUL character, a timestamp or
+# number out of range, a key too long to index): bad input, not a server fault.
+UNSTORABLE = (asyncpg.DataError, asyncpg.ProgramLimitExceededError)
 
 
 class SubscriptionSource(Protocol):
@@ -71,6 +76,28 @@ def event_envelope(event: Any) -> tuple[str, str, int, Json]:
     return event_id, event_type, created, obj
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def check_nesting(payload: bytes, event: Any) -> None:
+    """MalformedEvent if the event nests deeper than any Stripe event does."""
+    # fast path: a document with few brackets cannot be deep
+    if payload.count(b"{") + payload.count(b"[") <= MAX_EVENT_DEPTH:
+        return
+    if isinstance(event, dict | list) and _deeper_than(event, MAX_EVENT_DEPTH):
+        raise MalformedEvent(f"event nests deeper than {MAX_EVENT_DEPTH} levels")
+
+
 def _params(event: Json, change: EventChange, context: EventContext, force: bool) -> Json:
     event_id, event_type, created, _ = event_envelope(event)
     return {
@@ -95,7 +122,11 @@ def _params(event: Json, change: EventChange, context: EventContext, force: bool
 
 async def _apply(db: Database, params: Json) -> asyncpg.Record:
     async with db.connection() as conn:
-        row = await conn.fetchrow(APPLY_EVENT, params)
+        try:
+            row = await conn.fetchrow(APPLY_EVENT, params)
+        except UNSTORABLE as error:
+            log.warning("event_unstorable", event_id=params["event_id"], sqlstate=error.sqlstate)
+            raise MalformedEvent("event holds a value Queue cannot store") from None
     assert row is not None
     return row
 
