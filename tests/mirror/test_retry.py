@@ -161,4 +161,4 @@ async def test_lost_database_connections_do_not_stop_the_dispatcher(
         newest = await change(db, "cust_1")
         nudge(client)
         # well before the lease (5 s) of a result that could not be recorded runs out
-        await receiver.await_for(holds_versions({"cust_1": newest}), timeout=3)
+        await receiver.await_for(holds_versions({"cust_1": newest}), timeout=4.5)
