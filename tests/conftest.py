@@ -23,7 +23,23 @@ from tests.support.database import (
     server_url,
     truncate_all,
 )
+from tests.support.log_hygiene import SESSION_LOGS
 from tests.support.logs import CapturedLogs
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Collect every log line of the session for the log-hygiene check."""
+    SESSION_LOGS.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    SESSION_LOGS.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`session_end` tests read what the whole session did: they run last."""
+    last = [item for item in items if item.get_closest_marker("session_end")]
+    items[:] = [item for item in items if not item.get_closest_marker("session_end")] + last
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import asyncpg
 
 from raxx_queue.db.embedded import start_embedded_postgres
 from raxx_queue.db.migrate import deploy, find_migrations_dir
+from tests.support.log_hygiene import SESSION_LOGS
 
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 
@@ -30,10 +31,11 @@ TABLES = (
 
 
 def server_url() -> str:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        return url
-    return start_embedded_postgres(REPO / ".queue-data" / "test")
+    url = os.environ.get("TEST_DATABASE_URL") or start_embedded_postgres(
+        REPO / ".queue-data" / "test"
+    )
+    SESSION_LOGS.watch("database URL", url)
+    return url
 
 
 def with_database(url: str, database: str) -> str:
@@ -49,7 +51,9 @@ async def create_database(server: str, prefix: str = "queue_test") -> str:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    return with_database(server, name)
+    url = with_database(server, name)
+    SESSION_LOGS.watch("database URL", url)
+    return url
 
 
 async def drop_database(server: str, url: str) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from tests.support import values
+from tests.support.log_hygiene import SESSION_LOGS
 
 
 def free_port() -> int:
@@ -65,12 +66,18 @@ def start_service(
 ) -> RunningService:
     port = port or free_port()
     env = service_env(database_url, port, WEB_CONCURRENCY=str(workers), **extra)
+    # stderr goes through the session's log collector (and on to ours), so the final
+    # log-hygiene check sees every line a service process wrote
+    collect = SESSION_LOGS.active
     process = subprocess.Popen(
         [sys.executable, "-m", "raxx_queue.cli", "serve"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=None,
+        stderr=subprocess.PIPE if collect else None,
     )
+    if collect:
+        assert process.stderr is not None
+        SESSION_LOGS.tee_stderr(process.stderr, f"serve:{port}")
     return RunningService(process, f"http://127.0.0.1:{port}")
 
 

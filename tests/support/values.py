@@ -27,3 +27,7 @@ def bearer(token: str) -> dict[str, str]:
 
 RAPTOR = bearer(RAPTOR_TOKEN)
 CONSOLE = bearer(CONSOLE_TOKEN)
+
+# Distinctive customer names the tests send (short ones like "Ann" would match code);
+# the log-hygiene check looks for each of them. E-mail addresses are found by shape.
+CUSTOMER_NAMES = ("Jenny Rosen", "Marguerite Okonkwo-Lindqvist")
