@@ -5,10 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from raxx_queue.api.deps import AnyCaller, ServicesDep
+from raxx_queue.errors import error_responses
 from raxx_queue.mirror.schemas import MirrorRow, MirrorSyncQueued, MirrorSyncRequest
 from raxx_queue.mirror.sync import requeue_all_mirrors, sync_customer_mirror
 
-router = APIRouter(prefix="/api/internal/billing", tags=["mirror"])
+router = APIRouter(
+    prefix="/api/internal/billing",
+    tags=["mirror"],
+    responses=error_responses(400, 401, 404, 413),
+)
 
 
 @router.post("/mirror-sync")

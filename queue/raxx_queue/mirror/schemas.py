@@ -33,7 +33,8 @@ class MirrorSyncRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     queue_customer_id: str | None = Field(default=None, pattern=QUEUE_CUSTOMER_ID_PATTERN)
-    all: bool = False
+    # strict: 0 or "true" are not booleans
+    all: bool = Field(default=False, strict=True)
 
     @model_validator(mode="after")
     def _one_target(self) -> MirrorSyncRequest:
