@@ -120,6 +120,12 @@ def _params(event: Json, change: EventChange, context: EventContext, force: bool
     }
 
 
+def apply_params(event: Json, context: EventContext) -> Json:
+    """The parameter of billing_apply_stripe_event for a verified event (no Stripe re-read)."""
+    _, event_type, _, obj = event_envelope(event)
+    return _params(event, build_change(event_type, obj, context.price_tiers), context, force=False)
+
+
 async def _apply(db: Database, params: Json) -> asyncpg.Record:
     async with db.connection() as conn:
         try:
