@@ -22,7 +22,8 @@ from tests.support.database import Conn
 from tests.support.event_stream import snapshot
 from tests.support.process import running_service, start_service
 
-pytestmark = pytest.mark.slow
+# a service process started twice, a stream and a full redelivery: minutes on a busy 2-core box
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
 
 LOCK = "SELECT pg_advisory_lock(billing_customer_lock_key('cus_5'))"
