@@ -51,13 +51,39 @@ async def _init_connection(conn: Connection) -> None:
         )
 
 
+async def _keep_session(conn: Connection) -> None:
+    """What a connection needs on its way back to the pool: nothing more.
+
+    asyncpg rolls back a transaction left open before calling this; its default reset
+    would also send `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`,
+    a round trip on every request for session state Queue never creates (its advisory
+    locks and settings are transaction-scoped, it neither LISTENs nor opens cursors
+    outside a transaction).
+    """
+
+
+# No request keeps a transaction open across anything slower than its own statements
+# (Stripe calls happen outside them). A process that stops mid-transaction (frozen,
+# cut off from the network) must not hold its row and advisory locks, and so a
+# customer's webhooks, for longer than this: Postgres ends such a session.
+IDLE_IN_TRANSACTION_SECONDS = 30.0
+
+
 class Database:
     """A lazily connecting pool: the service binds its port even while Postgres is away."""
 
-    def __init__(self, dsn: str, *, max_size: int = 10, command_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        max_size: int = 10,
+        command_timeout: float = 30.0,
+        idle_in_transaction_timeout: float = IDLE_IN_TRANSACTION_SECONDS,
+    ) -> None:
         self._dsn = dsn
         self._max_size = max_size
         self._command_timeout = command_timeout
+        self._idle_in_transaction_ms = str(round(idle_in_transaction_timeout * 1000))
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
 
     async def open(self) -> None:
@@ -69,7 +95,9 @@ class Database:
             max_size=self._max_size,
             command_timeout=self._command_timeout,
             init=_init_connection,
+            reset=_keep_session,
             max_inactive_connection_lifetime=300.0,
+            server_settings={"idle_in_transaction_session_timeout": self._idle_in_transaction_ms},
         )
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -105,6 +133,10 @@ class Database:
             # already taken it back, which a closed connection does by itself)
             with contextlib.suppress(asyncpg.InterfaceError):
                 conn.terminate()
+            # one lost connection (a restart, a failover, terminated backends) means the
+            # idle ones likely are too: each is replaced at its next acquire rather than
+            # failing one more request
+            await self.pool.expire_connections()
             raise DatabaseUnavailable() from None
         finally:
             await self._release(conn)

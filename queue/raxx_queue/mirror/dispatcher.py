@@ -17,12 +17,11 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import asyncpg
 import httpx
 import structlog
 
 from raxx_queue import __version__
-from raxx_queue.db.pool import CONNECTION_ERRORS, Database
+from raxx_queue.db.pool import Database
 from raxx_queue.jsonio import dumps
 from raxx_queue.metrics import MIRROR_OLDEST_AGE, MIRROR_PENDING, MIRROR_PUSHES
 from raxx_queue.mirror import outbox
@@ -35,7 +34,6 @@ log = structlog.get_logger(__name__)
 
 # Statuses that say "Raptor is not taking pushes" rather than "this row is refused".
 UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 429})
-LOST_CONNECTION = (*CONNECTION_ERRORS, asyncpg.InternalClientError)
 # Outcomes that count towards "Raptor is down"; a "rejected" row is that row's problem.
 UNAVAILABLE_OUTCOMES = frozenset({"failed", "timeout", "unreachable"})
 
@@ -128,8 +126,6 @@ class MirrorDispatcher:
                 errors += 1
                 # the error type only: driver messages can carry parameters
                 log.error("mirror_dispatch_failed", error_type=type(error).__name__, errors=errors)
-                if isinstance(error, LOST_CONNECTION):
-                    await self._expire_connections()
             if self._stopping:
                 break
             if errors:
@@ -166,14 +162,14 @@ class MirrorDispatcher:
 
     async def _record(self, results: Sequence[PushResult], abandoned: Sequence[Claim]) -> int:
         """Record a round's results and give back unused leases."""
-        # Once more on a fresh connection, since unrecorded rows wait out their lease.
-        # Safe to repeat: a result that did commit cleared its lease, so it matches no row.
+        # Once more, since unrecorded rows wait out their lease; after a lost connection
+        # the pool has replaced the others (Database.connection), so this gets a fresh
+        # one. Safe to repeat: a result that did commit cleared its lease, so it matches
+        # no row.
         try:
             return await self._record_once(results, abandoned)
         except Exception as error:
             log.warning("mirror_record_retried", error_type=type(error).__name__)
-            if isinstance(error, LOST_CONNECTION):
-                await self._expire_connections()
             return await self._record_once(results, abandoned)
 
     async def _record_once(self, results: Sequence[PushResult], abandoned: Sequence[Claim]) -> int:
@@ -181,11 +177,6 @@ class MirrorDispatcher:
             recorded = await outbox.record_results(conn, results)
             await outbox.release_leases(conn, abandoned)
         return recorded
-
-    async def _expire_connections(self) -> None:
-        """Have the pool replace its connections: once one is lost, the idle ones likely are."""
-        with contextlib.suppress(Exception):
-            await self._db.pool.expire_connections()
 
     async def _push(self, claim: Claim, deadline: float) -> PushResult | None:
         """POST one row; None when it was not sent (stopping, or too late for the lease)."""
