@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from raxx_queue.api.deps import AnyCaller, DatabaseDep, QueueCustomerId
 from raxx_queue.billing import reads
@@ -16,9 +16,12 @@ router = APIRouter(
 )
 
 
-@router.get("/{queue_customer_id}")
+@router.get("/{queue_customer_id}", response_model=SubscriptionSummary)
 async def get_subscription(
     queue_customer_id: QueueCustomerId, _caller: AnyCaller, db: DatabaseDep
-) -> SubscriptionSummary:
+) -> Response:
     async with db.connection() as conn:
-        return await reads.get_subscription(conn, queue_customer_id)
+        summary = await reads.get_subscription(conn, queue_customer_id)
+    # the paywall's hot path: the model is validated once, when built, and rendered by
+    # pydantic-core as FastAPI would (FastAPI would validate it again first)
+    return Response(summary.model_dump_json(), media_type="application/json")

@@ -9,7 +9,9 @@ import asyncpg
 from raxx_queue.db.pool import Connection
 
 # One row per linked customer with its current subscription (view
-# billing_current_subscription) and the entitlement computed at read time.
+# billing_current_subscription) and the entitlement computed at read time. A read
+# touches only its customers' rows: an index lookup each, whatever the table sizes
+# (tests/db/test_read_plans.py).
 _CUSTOMER_SUMMARY = """
 SELECT c.id,
        c.queue_customer_id,
@@ -29,8 +31,11 @@ SELECT c.id,
        m.feature_locked_at
   FROM billing_customer AS c
   LEFT JOIN LATERAL (
+        -- OFFSET 0 keeps this a per-customer lookup: flattened into a join, the view's
+        -- DISTINCT ON would rank every subscription there is on every read
         SELECT * FROM billing_current_subscription AS cs
          WHERE cs.stripe_customer_id = c.stripe_customer_id
+        OFFSET 0
        ) AS s ON true
   LEFT JOIN billing_subscription_mirror AS m ON m.queue_customer_id = c.queue_customer_id
 """
