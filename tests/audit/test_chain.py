@@ -11,10 +11,13 @@ import sys
 
 import httpx
 
-from raxx_queue.audit.chain import verify_chain
+from raxx_queue.audit.chain import ONE_SEALER, seal_pending, verify_chain
+from raxx_queue.audit.log import append_action
+from raxx_queue.db.pool import Database
 from tests.conftest import AppFactory
 from tests.support import values
 from tests.support.database import Conn
+from tests.support.process import run_audit_verify
 from tests.support.webhooks import T0, deliver_ok, invoice_event, subscription_event
 
 KEY = values.AUDIT_KEY.encode()
@@ -153,23 +156,79 @@ async def test_breaker_keeps_rows_unsealed_then_seals_them_in_order(
 async def test_cli_audit_verify(clean_db: str, client: httpx.AsyncClient, db: Conn) -> None:
     await _history(client, 2)
     await _seal(client)
-    env = {**os.environ, "DATABASE_URL": clean_db, "BILLING_AUDIT_HMAC_KEY": values.AUDIT_KEY}
-
-    def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "raxx_queue.cli", "audit", "verify"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    ok = run()
+    ok = run_audit_verify(clean_db)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["ok"] is True
     await db.execute(UNGUARDED)
     await db.execute("UPDATE billing_action_log SET action = 'forged' WHERE id = 1")
-    bad = run()
+    bad = run_audit_verify(clean_db)
     assert bad.returncode == 1
     assert json.loads(bad.stdout)["first_bad_id"] == 1
+
+
+async def _waiting_on_a_lock(db: Conn, query_prefix: str) -> bool:
+    return bool(
+        await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND query LIKE $1 || '%'",
+            query_prefix,
+        )
+    )
+
+
+async def test_sealing_waits_for_an_append_still_in_flight(clean_db: str, db: Conn) -> None:
+    """A lower id committing after a higher one is sealed before it, never skipped."""
+    appenders = Database(clean_db, max_size=2)
+    sealers = Database(clean_db, max_size=1)
+    await appenders.open()
+    await sealers.open()
+    try:
+        async with appenders.transaction() as slow:
+            first = await append_action(
+                slow, actor="system", action="test.slow", queue_customer_id="a"
+            )
+            async with appenders.transaction() as fast:
+                second = await append_action(
+                    fast, actor="system", action="test.fast", queue_customer_id="b"
+                )
+            assert first < second  # the higher id is committed, the lower one is not
+            sealing = asyncio.create_task(seal_pending(sealers, KEY))
+            while not await _waiting_on_a_lock(db, "LOCK TABLE billing_action_log"):
+                await asyncio.sleep(0)  # let the sealer reach the lock
+            assert not sealing.done()
+        # the slow append commits: the round goes on and seals both, in id order
+        assert await sealing == 2
+        rows = await db.fetch("SELECT id, prev_hash FROM billing_action_log ORDER BY id")
+        assert [r["id"] for r in rows] == [first, second]
+        report = await verify_chain(db, KEY)
+        assert report.as_dict() == {"ok": True, "rows": 2, "first_bad_id": None, "unsealed": 0}
+    finally:
+        await appenders.close()
+        await sealers.close()
+
+
+async def test_appends_go_on_while_a_round_seals(clean_db: str, db: Conn) -> None:
+    """The table lock is held only to find the horizon, not while hashing and writing."""
+    pool = Database(clean_db, max_size=3)
+    await pool.open()
+    try:
+        for i in range(5):
+            async with pool.transaction() as conn:
+                await append_action(conn, actor="system", action="test.a", queue_customer_id=str(i))
+        async with pool.transaction() as other_sealer:
+            await other_sealer.execute(ONE_SEALER)  # another process's round, in progress
+            sealing = asyncio.create_task(seal_pending(pool, KEY))
+            while not await _waiting_on_a_lock(db, ONE_SEALER):
+                await asyncio.sleep(0)  # past its horizon, waiting for its turn
+            async with pool.transaction() as conn:  # meanwhile appends are not held back
+                await append_action(conn, actor="system", action="test.b", queue_customer_id="x")
+        # the round seals up to its horizon; the later append waits for the next one
+        assert await sealing == 5
+        assert (
+            await db.fetchval("SELECT count(*) FROM billing_action_log WHERE row_hash IS NULL") == 1
+        )
+        assert await seal_pending(pool, KEY) == 1
+        report = await verify_chain(db, KEY)
+        assert report.as_dict() == {"ok": True, "rows": 6, "first_bad_id": None, "unsealed": 0}
+    finally:
+        await pool.close()

@@ -1,11 +1,15 @@
 """The audit chain: row_hash = HMAC-SHA256(key, prev_hash ‖ canonical row), in id order.
 
 Rows are appended unsealed by the transaction that made the change (cheap, no global
-serialisation on the webhook path). seal_pending() takes a SHARE ROW EXCLUSIVE lock on
-the table, which waits for every in-flight appender and holds new ones back for the
-few milliseconds sealing takes: every id below the newest visible one is then
-committed or gone for good, so sealing in id order can never skip a late commit, and
-two sealers (other processes) can never fork the chain.
+serialisation on the webhook path) and sealed later, in rounds. A round first finds
+its horizon: it takes a SHARE ROW EXCLUSIVE lock on the table, which waits for every
+appender in flight (an INSERT holds ROW EXCLUSIVE from before it draws its id until
+its transaction ends), reads the highest id, and commits at once. Every id up to that
+horizon is then committed or gone for good, and every later append draws a higher
+id, so sealing up to it in id order can never skip a late commit. Appenders queue
+behind the lock only while it waits for the ones in flight; the hashing and the
+writes run outside it, and sealers (one per process) take turns on an advisory lock
+so the chain cannot fork.
 """
 
 from __future__ import annotations
@@ -29,16 +33,21 @@ _ROW_COLUMNS = (
     " request_id, summary, prev_hash, row_hash"
 )
 LOCK_FOR_SEALING = "LOCK TABLE billing_action_log IN SHARE ROW EXCLUSIVE MODE"
-# Appenders queue behind the sealer's lock: it must never wait long for it, and if
-# this process stalls while holding it, Postgres ends the session and frees them.
+# Appenders queue behind the sealer's table lock, and other sealers behind its advisory
+# lock: it must never wait long for either, and if this process stalls while holding
+# one, Postgres ends the session and frees them.
 SEALING_TIMEOUTS = (
     "SET LOCAL lock_timeout = '2s'; SET LOCAL idle_in_transaction_session_timeout = '5s'"
 )
+HORIZON = "SELECT coalesce(max(id), 0) FROM billing_action_log"
+# sealers only: appenders never take it
+ONE_SEALER = "SELECT pg_advisory_xact_lock(hashtextextended('billing_action_log:sealer', 0))"
 LAST_SEALED = (
     "SELECT row_hash FROM billing_action_log WHERE row_hash IS NOT NULL ORDER BY id DESC LIMIT 1"
 )
 UNSEALED = f"""
-SELECT {_ROW_COLUMNS} FROM billing_action_log WHERE row_hash IS NULL ORDER BY id LIMIT $1
+SELECT {_ROW_COLUMNS} FROM billing_action_log
+ WHERE row_hash IS NULL AND id <= $2 ORDER BY id LIMIT $1
 """  # noqa: S608 - constant column list
 SEAL = """
 UPDATE billing_action_log AS l
@@ -86,13 +95,23 @@ def chain(key: bytes, prev: str, rows: Iterable[asyncpg.Record]) -> list[tuple[i
     return sealed
 
 
-async def seal_pending(db: Database, key: bytes, batch: int = SEAL_BATCH) -> int:
-    """Seal unsealed rows into the chain, oldest first; returns how many were sealed."""
+async def settled_horizon(db: Database) -> int:
+    """The highest id at a moment when no append was in flight (see the module's doc)."""
     async with db.transaction() as conn:
         await conn.execute(SEALING_TIMEOUTS)
         await conn.execute(LOCK_FOR_SEALING)
+        horizon: int = await conn.fetchval(HORIZON)
+    return horizon
+
+
+async def seal_pending(db: Database, key: bytes, batch: int = SEAL_BATCH) -> int:
+    """Seal unsealed rows into the chain, oldest first; returns how many were sealed."""
+    horizon = await settled_horizon(db)
+    async with db.transaction() as conn:
+        await conn.execute(SEALING_TIMEOUTS)
+        await conn.execute(ONE_SEALER)
         prev = await conn.fetchval(LAST_SEALED) or GENESIS
-        rows = await conn.fetch(UNSEALED, batch)
+        rows = await conn.fetch(UNSEALED, batch, horizon)
         if not rows:
             return 0
         sealed = chain(key, prev, rows)
