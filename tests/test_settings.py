@@ -34,6 +34,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         if name.startswith(("QUEUE_", "STRIPE_", "RAPTOR_", "BILLING_", "FLAG_", "GRACE_")):
             monkeypatch.delenv(name)
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("DATABASE_POOL_SIZE", raising=False)
     return monkeypatch
 
 
@@ -91,6 +92,7 @@ def test_restricted_key_wins_over_secret_key(clean_env: pytest.MonkeyPatch) -> N
         ("QUEUE_ENV", "qa-cluster"),
         ("FLAG_QUEUE_BILLING", "maybe"),
         ("GRACE_PERIOD_DAYS", "-1"),
+        ("DATABASE_POOL_SIZE", "0"),
         ("STRIPE_WEBHOOK_TOLERANCE_SECONDS", "0"),
         ("RAPTOR_MIRROR_URL", "not a url"),
         ("DATABASE_URL", "mysql://u:pw@h/db"),
@@ -106,6 +108,12 @@ def test_malformed_values_name_the_variable(
         load_settings()
     assert name in str(error.value)
     assert value not in str(error.value) or value in {"0", "-1"}
+
+
+def test_pool_size_per_worker(clean_env: pytest.MonkeyPatch) -> None:
+    assert load_settings().database_pool_size == 10
+    clean_env.setenv("DATABASE_POOL_SIZE", "4")
+    assert load_settings().database_pool_size == 4
 
 
 def test_production_requires_database_url(clean_env: pytest.MonkeyPatch) -> None:

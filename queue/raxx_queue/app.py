@@ -29,6 +29,7 @@ from raxx_queue.billing.grace import GraceExpiryJob
 from raxx_queue.db.migrate import find_migrations_dir, plan_head
 from raxx_queue.db.pool import Database
 from raxx_queue.errors import error_responses, install_error_handlers
+from raxx_queue.gc_tuning import tune_for_serving
 from raxx_queue.jsonio import FastJSONResponse
 from raxx_queue.logs import configure_logging
 from raxx_queue.mirror.dispatcher import DispatcherConfig, build_mirror_dispatcher
@@ -37,11 +38,13 @@ from raxx_queue.settings import ConfigError, Settings, load_settings
 from raxx_queue.stripe_gateway import build_stripe_gateway
 from raxx_queue.wakeups import BackgroundWorker
 
+# Routes are matched in this order: the hot paths (Stripe's deliveries, the paywall's
+# read) first.
 BILLING_ROUTERS = (
-    customers.router,
-    subscriptions.router,
-    invoices.router,
     webhook.router,
+    subscriptions.router,
+    customers.router,
+    invoices.router,
     audit.router,
     subscribe.router,
     checkout.router,
@@ -101,7 +104,7 @@ def create_app(
         dsn = settings.database_dsn()
         if dsn is None:
             raise ConfigError("DATABASE_URL: not set (the CLI starts an embedded database)")
-        db = Database(dsn)
+        db = Database(dsn, max_size=settings.database_pool_size)
         await db.open()
         gateway = build_stripe_gateway(settings, stripe_transport)
         services = Services(
@@ -139,4 +142,6 @@ def create_app(
 
 def create_app_from_env() -> FastAPI:
     """uvicorn factory for worker processes: settings from the environment."""
-    return create_app(load_settings())
+    app = create_app(load_settings())
+    tune_for_serving()
+    return app

@@ -61,12 +61,15 @@ def _exit_cleanly(signum: int, _frame: object) -> None:
 
 def run_server(settings: Settings, workers: int) -> int:
     from raxx_queue.app import create_app
+    from raxx_queue.gc_tuning import tune_for_serving
 
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
     options = _uvicorn_options(settings)
     if workers <= 1:
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        app = create_app(settings)
+        tune_for_serving()
+        uvicorn.run(app, **options)  # type: ignore[arg-type]
         return 0
     # workers re-read the environment: hand them the resolved database
     assert settings.database_url is not None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 from raxx_queue.redaction import redactor
@@ -18,6 +20,25 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
     return redacted
 
 
+def _json_line(event_dict: Any, **kwargs: Any) -> str:
+    """orjson, several times faster than json on every line; unknown types by repr."""
+    try:
+        return orjson.dumps(event_dict, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:  # what orjson cannot hold (an integer over 64 bits)
+        return json.dumps(event_dict, **kwargs)  # structlog's own fallback for the rest
+
+
+def _redact_exception(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """The rendered traceback, which exists only once the formatter has run."""
+    if isinstance(exception := event_dict.get("exception"), str):
+        event_dict["exception"] = redactor.text(exception)
+    return event_dict
+
+
+# Redaction runs here, before a record reaches any handler (Sentry's breadcrumbs read
+# records too), once per line: the formatter redacts only what it renders itself.
 SHARED_PROCESSORS: list[structlog.types.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
@@ -30,7 +51,7 @@ SHARED_PROCESSORS: list[structlog.types.Processor] = [
 def build_formatter(log_format: LogFormat) -> structlog.stdlib.ProcessorFormatter:
     renderer: structlog.types.Processor
     if log_format is LogFormat.JSON:
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json_line)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     return structlog.stdlib.ProcessorFormatter(
@@ -38,7 +59,7 @@ def build_formatter(log_format: LogFormat) -> structlog.stdlib.ProcessorFormatte
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            _redact,
+            _redact_exception,
             renderer,
         ],
     )

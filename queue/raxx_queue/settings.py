@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     queue_env: Environment = Environment.DEVELOPMENT
     port: int = Field(default=8000, ge=1, le=65535)
     database_url: SecretStr | None = None
+    # connections per worker process; Postgres does best with a few per core, and
+    # the plan's connection limit must cover every worker (and one-off dynos)
+    database_pool_size: int = Field(default=10, ge=1, le=100)
     queue_data_dir: Path = Path(".queue-data")
     queue_migrations_dir: Path | None = None
     flag_queue_billing: bool = False

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import httpx
+import logging
+from datetime import UTC, datetime
 
+import httpx
+import structlog
+
+from raxx_queue.logs import configure_logging
 from raxx_queue.redaction import Redactor
+from raxx_queue.settings import LogFormat, Settings
 from tests.support import seed, values
 from tests.support.database import Conn
 from tests.support.logs import CapturedLogs
@@ -24,7 +30,7 @@ async def test_reads_and_auth_failures_log_no_secret_or_pii(
     await client.get("/api/v1/billing/customers", headers={"Authorization": "Bearer wrong-token"})
     await client.get("/metrics", headers={"Authorization": f"Bearer {values.CONSOLE_TOKEN}x"})
 
-    assert any('"caller": "console"' in line for line in captured_logs.lines)
+    assert captured_logs.logged(caller="console")
     captured_logs.assert_free_of([*values.SECRETS, EMAIL, NAME])
 
 
@@ -54,3 +60,14 @@ def test_redactor_masks_url_encoded_email() -> None:
     """httpx logs request URLs at INFO: a Stripe query by e-mail carries it encoded."""
     line = 'HTTP Request: GET https://api.stripe.com/v1/customers?email=qc_1%40example.com "200"'
     assert "example.com" not in Redactor().text(line)
+
+
+def test_every_line_is_one_json_object_whatever_it_holds(captured_logs: CapturedLogs) -> None:
+    configure_logging(Settings(log_format=LogFormat.JSON, log_level="DEBUG"))
+    log = structlog.get_logger("tests.lines")
+    log.info("odd_values", huge=2**70, when=datetime(2026, 11, 23, tzinfo=UTC), kind=object)
+    logging.getLogger("tests.lines").warning("stdlib %s", "line")
+    (odd,) = [e for e in captured_logs.entries if e["event"] == "odd_values"]
+    assert odd["huge"] == 2**70  # past what orjson holds: the fallback encoder
+    assert odd["kind"] == "<class 'object'>"
+    assert captured_logs.logged(event="stdlib line", level="warning")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
+
+import orjson
 
 from raxx_queue.logs import build_formatter
 from raxx_queue.settings import LogFormat
@@ -17,6 +20,15 @@ class CapturedLogs(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(self.format(record))
+
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        """Every line, parsed: each must be one JSON object."""
+        return [orjson.loads(line) for line in self.lines]
+
+    def logged(self, **fields: Any) -> bool:
+        """Whether some line carries all these fields with these values."""
+        return any(all(e.get(k) == v for k, v in fields.items()) for e in self.entries)
 
     @property
     def text(self) -> str:

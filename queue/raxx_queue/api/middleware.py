@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
-import uuid
 
 import structlog
 from starlette.exceptions import HTTPException
@@ -26,8 +26,23 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _new_request_id() -> str:
+    # 128 random bits in uuid4's hex form; a correlation id, not a secret, so the
+    # process's PRNG does (uuid4 reads the kernel's entropy: a system call a request)
+    return f"{random.getrandbits(128):032x}"
+
+
+def annotate_request_log(scope: Scope, **fields: object) -> None:
+    """Add fields to the request's one log line (what a handler did, e.g. an outcome)."""
+    scope.setdefault("state", {}).setdefault("log_fields", {}).update(fields)
+
+
 class RequestContextMiddleware:
-    """Echo a well-formed X-Request-ID (or mint one), bind it for logs, log the request."""
+    """Echo a well-formed X-Request-ID (or mint one), bind it for logs, log the request.
+
+    One line per request, written when it ends: handlers add their own fields to it
+    with annotate_request_log rather than logging a second line.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -37,7 +52,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -67,6 +82,7 @@ class RequestContextMiddleware:
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                     caller=scope["state"].get("caller"),
+                    **scope["state"].get("log_fields", {}),
                 )
 
 
