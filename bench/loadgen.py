@@ -20,6 +20,7 @@ its latency is counted from then, so a stalled server cannot hide its queueing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections import Counter, deque
@@ -32,6 +33,7 @@ import orjson
 import uvloop
 
 from bench.procstat import CpuMeter
+from raxx_queue.db.pool import Database
 
 IDLE_RECONNECT_S = 3.0
 SIGN_CHUNK = 20_000  # longer streams are signed a chunk ahead, within the tolerance
@@ -214,8 +216,29 @@ async def run_http(spec: dict[str, Any], bodies: list[bytes]) -> dict[str, Any]:
             conn.close()
 
 
+async def seal_continuously(db: Database, key: str, stop: asyncio.Event) -> None:
+    """The audit sealing the service does for the same events: a round every 0.2 s."""
+    from raxx_queue.audit.chain import seal_pending
+    from raxx_queue.audit.sealer import MIN_INTERVAL_SECONDS
+
+    try:
+        while not stop.is_set():
+            while await seal_pending(db, key.encode()):
+                pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), MIN_INTERVAL_SECONDS)
+        while await seal_pending(db, key.encode()):  # what the last round left
+            pass
+    finally:
+        await db.close()
+
+
 async def run_sql(spec: dict[str, Any], bodies: list[bytes]) -> dict[str, Any]:
-    """The storage ceiling: the service's database call per event, with nothing around it."""
+    """The storage ceiling: the service's database work per event, with nothing around it.
+
+    `billing_apply_stripe_event` per event and, with `audit_key`, the audit chain
+    sealed in rounds beside it, as the service's sealer does.
+    """
     import asyncpg
 
     from raxx_queue.webhooks.pipeline import APPLY_EVENT, EventContext, apply_params
@@ -245,11 +268,22 @@ async def run_sql(spec: dict[str, Any], bodies: list[bytes]) -> dict[str, Any]:
         backends = [await conn.fetchval("SELECT pg_backend_pid()") for conn in held]
         for conn in held:
             await pool.release(conn)
+        stop = asyncio.Event()
+        sealing = None
+        if spec.get("audit_key"):
+            sealer_db = Database(spec["dsn"], max_size=1)
+            await sealer_db.open()
+            async with sealer_db.connection() as conn:  # counted with the others
+                backends.append(await conn.fetchval("SELECT pg_backend_pid()"))
+            sealing = asyncio.create_task(seal_continuously(sealer_db, spec["audit_key"], stop))
         postgres = CpuMeter()
         postgres.start(backends)
         result = await drive(
             len(params), None, concurrency, spec.get("rate"), send, "timeline" in spec
         )
+        if sealing is not None:  # the rows of this segment sealed too, within the count
+            stop.set()
+            await sealing
         cpu = postgres.stop(backends)
         result["postgres_cpu_ms_per_request"] = cpu / max(1, result["requests"]) * 1000
         return result
