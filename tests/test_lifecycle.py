@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import httpx
@@ -16,6 +12,7 @@ import httpx
 from tests.peers.stripe_events import signed
 from tests.support import values
 from tests.support.database import Conn
+from tests.support.faults import CuttableProxy, postgres_address, via_port
 from tests.support.process import free_port, running_service, start_service, status_of, wait_until
 from tests.support.webhooks import WEBHOOK, subscription_event
 
@@ -63,47 +60,9 @@ async def test_sigterm_finishes_the_in_flight_request_and_exits_0(clean_db: str,
     assert await db.fetchval("SELECT count(*) FROM processed_stripe_events") == 1
 
 
-def _postgres_address(url: str) -> tuple[str, str | int]:
-    """("unix", socket path) or (host, port) of a Postgres URL."""
-    parts = urlsplit(url)
-    socket_dir = parse_qs(parts.query).get("host", [None])[0]
-    port = parts.port or 5432
-    if socket_dir:
-        return "unix", str(Path(socket_dir) / f".s.PGSQL.{port}")
-    return parts.hostname or "127.0.0.1", port
-
-
-@contextlib.asynccontextmanager
-async def tcp_proxy(listen_port: int, target: tuple[str, str | int]) -> AsyncIterator[None]:
-    """A database that 'appears': a TCP proxy to the real Postgres on listen_port."""
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if target[0] == "unix":
-            up_reader, up_writer = await asyncio.open_unix_connection(str(target[1]))
-        else:
-            up_reader, up_writer = await asyncio.open_connection(target[0], int(target[1]))
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    server = await asyncio.start_server(handle, "127.0.0.1", listen_port)
-    try:
-        yield
-    finally:
-        server.close()
-
-
 async def test_starts_without_database_then_becomes_ready(clean_db: str) -> None:
     proxy_port = free_port()
-    parts = urlsplit(clean_db)
-    user = parts.username or "postgres"
-    database = parts.path.lstrip("/")
-    away = f"postgresql://{user}@127.0.0.1:{proxy_port}/{database}"
+    away = via_port(clean_db, proxy_port)
     service = start_service(away)
     try:
         started = time.monotonic()
@@ -115,7 +74,8 @@ async def test_starts_without_database_then_becomes_ready(clean_db: str) -> None
         assert health["database"] == "unavailable"
         assert status_of(f"{service.url}/ready") == 503
 
-        async with tcp_proxy(proxy_port, _postgres_address(clean_db)):
+        # the database appears: a proxy to it starts listening where the service looks
+        async with CuttableProxy(proxy_port, postgres_address(clean_db)):
             await asyncio.to_thread(
                 wait_until, lambda: status_of(f"{service.url}/ready") == 200, 30, "ready"
             )

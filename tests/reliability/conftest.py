@@ -5,13 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import pytest
 
-from tests.conftest import make_settings, running_app
-from tests.support.database import create_database, drop_database, migrate
-from tests.support.event_stream import Event, event_stream, snapshot
-from tests.support.webhooks import deliver
+from tests.support.event_stream import Event, event_stream, in_order_state
 
 
 @dataclass(frozen=True)
@@ -26,20 +22,7 @@ class Stream:
 @pytest.fixture(scope="session")
 async def stream(pg_server: str) -> Stream:
     in_order, deliveries = event_stream(customers=16, duplicates=0.2, seed=23)
-    reference = await create_database(pg_server, prefix="queue_reference")
-    try:
-        migrate(reference)
-        async with running_app(make_settings(reference, log_level="WARNING")) as app:
-            for event in in_order:
-                response = await deliver(app, event)
-                assert response.json()["outcome"] in {"applied", "ignored"}
-        conn = await asyncpg.connect(reference)
-        try:
-            expected = await snapshot(conn)
-        finally:
-            await conn.close()
-    finally:
-        await drop_database(pg_server, reference)
+    expected = await in_order_state(pg_server, in_order)
     return Stream(in_order, deliveries, expected)
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -24,8 +22,7 @@ from tests.peers.stripe_events import signed
 from tests.support import values
 from tests.support.database import Conn
 from tests.support.event_stream import Event
-from tests.support.log_hygiene import SESSION_LOGS
-from tests.support.process import RunningService, start_service, wait_until
+from tests.support.process import RunningService, run_audit_verify, start_service, wait_until
 from tests.support.webhooks import WEBHOOK
 
 TIMEOUT = httpx.Timeout(15.0, connect=2.0)
@@ -99,23 +96,8 @@ async def wait_sealed(conn: Conn, timeout: float = 30.0) -> None:
 
 
 def audit_verify(database_url: str) -> dict[str, Any]:
-    """`raxx-queue audit verify`, as an operator runs it."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "BILLING_AUDIT_HMAC_KEY": values.AUDIT_KEY,
-        "LOG_FORMAT": "json",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "raxx_queue.cli", "audit", "verify"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    for line in done.stderr.splitlines():
-        SESSION_LOGS.write("audit-verify", line)
+    """`raxx-queue audit verify`, which must find the chain intact."""
+    done = run_audit_verify(database_url)
     assert done.returncode == 0, done.stdout + done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
     return report

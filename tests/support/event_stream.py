@@ -5,11 +5,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import asyncpg
+
+from tests.conftest import make_settings, running_app
 from tests.peers.stripe_events import build_event
 from tests.peers.stripe_objects import deleted_customer_obj
 from tests.support import values
-from tests.support.database import Conn
-from tests.support.webhooks import T0, customer_event, invoice_event, subscription_event
+from tests.support.database import Conn, create_database, drop_database, migrate
+from tests.support.webhooks import T0, customer_event, deliver, invoice_event, subscription_event
 
 Event = dict[str, Any]
 
@@ -136,3 +139,21 @@ async def snapshot(conn: Conn) -> dict[str, list[dict[str, Any]]]:
     failure counter of invoices that arrived before their subscription).
     """
     return {name: [dict(r) for r in await conn.fetch(sql)] for name, sql in SNAPSHOT.items()}
+
+
+async def in_order_state(pg_server: str, in_order: list[Event]) -> dict[str, list[dict[str, Any]]]:
+    """snapshot() of a scratch database that was sent the events one by one, in order."""
+    reference = await create_database(pg_server, prefix="queue_reference")
+    try:
+        migrate(reference)
+        async with running_app(make_settings(reference, log_level="WARNING")) as app:
+            for event in in_order:
+                response = await deliver(app, event)
+                assert response.json()["outcome"] in {"applied", "ignored"}
+        conn = await asyncpg.connect(reference)
+        try:
+            return await snapshot(conn)
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(pg_server, reference)

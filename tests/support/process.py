@@ -17,6 +17,27 @@ from tests.support import values
 from tests.support.log_hygiene import SESSION_LOGS
 
 
+def run_audit_verify(database_url: str) -> subprocess.CompletedProcess[str]:
+    """`raxx-queue audit verify`, as an operator runs it; its log lines are collected."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "BILLING_AUDIT_HMAC_KEY": values.AUDIT_KEY,
+        "LOG_FORMAT": "json",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "raxx_queue.cli", "audit", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    for line in done.stderr.splitlines():
+        SESSION_LOGS.write("audit-verify", line)
+    return done
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-import asyncpg
 import httpx
 
-from tests.conftest import make_settings, running_app
-from tests.support.database import Conn, create_database, drop_database, migrate
-from tests.support.event_stream import event_stream, snapshot
+from tests.support.database import Conn
+from tests.support.event_stream import event_stream, in_order_state, snapshot
 from tests.support.webhooks import deliver
 
 
@@ -33,20 +31,7 @@ async def test_shuffled_concurrent_stream_equals_in_order(
     assert outcomes["duplicate"] >= len(deliveries) - len(in_order)
     shuffled_state = await snapshot(db)
 
-    reference = await create_database(pg_server, prefix="queue_reference")
-    try:
-        migrate(reference)
-        async with running_app(make_settings(reference)) as sequential:
-            for event in in_order:
-                response = await deliver(sequential, event)
-                assert response.json()["outcome"] in {"applied", "ignored"}
-        conn = await asyncpg.connect(reference)
-        try:
-            expected = await snapshot(conn)
-        finally:
-            await conn.close()
-    finally:
-        await drop_database(pg_server, reference)
+    expected = await in_order_state(pg_server, in_order)
 
     assert len(expected["subscriptions"]) == 24
     for table in expected:
