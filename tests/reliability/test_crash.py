@@ -32,21 +32,39 @@ WAITING_FOR_LOCK = """
 SELECT count(*) FROM pg_stat_activity
  WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'
 """
-BUSY = """
+# Sessions still running a statement: a waiting webhook's commit among them. A session
+# left idle in a transaction by the frozen process can never commit: it does not count.
+RUNNING = """
 SELECT count(*) FROM pg_stat_activity
- WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'
+ WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'
 """
 
 
-async def until(db: Conn, query: str, done: Callable[[int], bool]) -> None:
+ACTIVITY = """
+SELECT pid, state, wait_event_type, wait_event, backend_xid IS NOT NULL AS writing,
+       left(query, 80) AS query
+  FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+"""
+
+
+async def until(db: Conn, query: str, done: Callable[[int], bool], timeout: float = 60) -> None:
+    """Poll another process's progress (nothing to await); on time-out, say what the
+    database's sessions were doing."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     while not done(await db.fetchval(query)):
-        await asyncio.sleep(0.01)  # another process's progress: nothing to await
+        if loop.time() > deadline:
+            sessions = [dict(r) for r in await db.fetch(ACTIVITY)]
+            raise AssertionError(f"not reached in {timeout}s: {query.split()[1:4]} {sessions}")
+        await asyncio.sleep(0.01)
 
 
 async def test_sigkill_mid_stream_then_redelivery_applies_everything_once(
     clean_db: str, db: Conn, stream: Stream
 ) -> None:
-    service = start_service(clean_db, LOG_LEVEL="INFO")
+    # more connections than deliveries in flight: the ones held up on the lock never
+    # starve the rest of the stream
+    service = start_service(clean_db, LOG_LEVEL="INFO", DATABASE_POOL_SIZE="24")
     result = Deliveries()
     # one customer's events wait in Postgres, inside their transactions, for this lock
     await db.execute(LOCK)
@@ -61,12 +79,13 @@ async def test_sigkill_mid_stream_then_redelivery_applies_everything_once(
             # are committed, and their answers never leave the process
             service.process.send_signal(signal.SIGSTOP)
             await db.execute(UNLOCK)
-            await until(db, BUSY, lambda busy: busy == 0)
+            await until(db, RUNNING, lambda running: running == 0)
             service.process.kill()
 
         killer = asyncio.create_task(crash_when_a_third_is_acknowledged())
         await deliver_all(service.url, stream.deliveries, result, concurrency=16)
-        await killer
+        # every delivery has been answered or cut off: the kill happened, or never will
+        await asyncio.wait_for(killer, timeout=60)
     finally:
         if service.process.poll() is None:
             service.process.kill()
