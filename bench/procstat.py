@@ -28,27 +28,6 @@ def peak_rss_mib(pid: int) -> float:
     return _kib(_status(pid)["VmHWM"])
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found += [int(child) for child in text]
-    return found
-
-
-def worker_pids(pid: int) -> list[int]:
-    """The processes serving requests: uvicorn's spawned workers, else the process itself."""
-    workers = []
-    for child in _children(pid):
-        try:
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-        except FileNotFoundError:
-            continue
-        if b"spawn_main" in cmdline:
-            workers.append(child)
-    return sorted(workers) or [pid]
-
-
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from tests.support import values
 from tests.support.database import drop_database
+from tests.support.process import worker_pids
 
-from bench.procstat import worker_pids
 from bench.run import QUICK, Bench
 from bench.stream import CustomerBlocks
 

@@ -42,7 +42,14 @@ from typing import Any
 import asyncpg
 from tests.support import values
 from tests.support.database import create_database, drop_database, migrate, server_url
-from tests.support.process import RunningService, free_port, service_env, status_of, wait_until
+from tests.support.process import (
+    RunningService,
+    free_port,
+    service_env,
+    status_of,
+    wait_until,
+    worker_pids,
+)
 
 from bench.procstat import (
     CpuMeter,
@@ -50,7 +57,6 @@ from bench.procstat import (
     peak_rss_mib,
     postgres_backends,
     rss_mib,
-    worker_pids,
 )
 from bench.stream import Block, CustomerBlocks, block
 

@@ -8,6 +8,7 @@ import time
 
 import asyncpg
 import httpx
+import pytest
 
 from tests.peers.stripe_events import signed
 from tests.support import values
@@ -32,10 +33,13 @@ async def _wait_for_lock_waiter(db: Conn) -> None:
     raise TimeoutError("the webhook never reached the lock")
 
 
-async def test_sigterm_finishes_the_in_flight_request_and_exits_0(clean_db: str, db: Conn) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_sigterm_finishes_the_in_flight_request_and_exits_0(
+    clean_db: str, db: Conn, workers: int
+) -> None:
     event = subscription_event("customer.subscription.created", customer="cus_slow")
     body, header = signed(event, values.WEBHOOK_SECRET)
-    with running_service(clean_db) as service:
+    with running_service(clean_db, workers=workers) as service:
         # hold the customer's lock so the webhook is slow: it waits inside its transaction
         await db.execute("SELECT pg_advisory_lock(billing_customer_lock_key('cus_slow'))")
         async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:

@@ -53,18 +53,13 @@ def _uvicorn_options(settings: Settings) -> dict[str, object]:
     }
 
 
-def _exit_cleanly(signum: int, _frame: object) -> None:
-    # uvicorn re-raises the signal it handled once shutdown is complete; a finished
-    # graceful shutdown is a clean exit, not a death by signal
-    raise SystemExit(0)
-
-
 def run_server(settings: Settings, workers: int) -> int:
     from raxx_queue.app import create_app
     from raxx_queue.gc_tuning import tune_for_serving
+    from raxx_queue.supervisor import Supervisor, exit_cleanly
 
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    signal.signal(signal.SIGINT, _exit_cleanly)
+    signal.signal(signal.SIGTERM, exit_cleanly)
+    signal.signal(signal.SIGINT, exit_cleanly)
     options = _uvicorn_options(settings)
     if workers <= 1:
         app = create_app(settings)
@@ -76,13 +71,7 @@ def run_server(settings: Settings, workers: int) -> int:
     os.environ["DATABASE_URL"] = settings.database_url.get_secret_value()
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="queue-metrics-")
-    uvicorn.run(
-        "raxx_queue.app:create_app_from_env",
-        factory=True,
-        workers=workers,
-        **options,  # type: ignore[arg-type]
-    )
-    return 0
+    return Supervisor(workers, options).run()
 
 
 def cmd_serve(_args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -36,6 +37,27 @@ def run_audit_verify(database_url: str) -> subprocess.CompletedProcess[str]:
     for line in done.stderr.splitlines():
         SESSION_LOGS.write("audit-verify", line)
     return done
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(child) for child in text]
+    return found
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The processes serving requests: the spawned workers, else the process itself."""
+    workers = []
+    for child in _children(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"spawn_main" in cmdline:
+            workers.append(child)
+    return sorted(workers) or [pid]
 
 
 def free_port() -> int:
