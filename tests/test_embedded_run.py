@@ -30,6 +30,8 @@ def _start(data_dir: Path, port: int) -> subprocess.Popen[str]:
         if k not in {"DATABASE_URL", "TEST_DATABASE_URL"} and not k.startswith("QUEUE_")
     }
     env.update({"QUEUE_DATA_DIR": str(data_dir), "PORT": str(port), "LOG_FORMAT": "json"})
+    # left set as on a Heroku dyno: the development server still runs one process
+    env["WEB_CONCURRENCY"] = "2"
     return subprocess.Popen(
         [sys.executable, "-m", "raxx_queue.cli", "dev"],
         env=env,

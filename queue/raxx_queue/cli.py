@@ -42,6 +42,9 @@ def _uvicorn_options(settings: Settings) -> dict[str, object]:
     return {
         "host": "0.0.0.0",  # noqa: S104 - Heroku routes to $PORT on all interfaces
         "port": settings.port,
+        # one process per uvicorn server, whatever WEB_CONCURRENCY says (uvicorn reads
+        # it too): several are the supervisor's job
+        "workers": 1,
         "loop": "uvloop",
         "http": "httptools",
         "lifespan": "on",
