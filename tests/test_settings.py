@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from raxx_queue.settings import ConfigError, load_settings
-from tests.support import values
+from tests.support import process, values
 
 SECRET_VALUE = "super-secret-token-value-123456"
 
@@ -18,14 +17,7 @@ SECRET_VALUE = "super-secret-token-value-123456"
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("QUEUE_", "STRIPE_"))}
     base.pop("DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "raxx_queue.cli", *args],
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return process.run_cli(*args, env={**base, **env}, timeout=60)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from multiprocessing.synchronize import Event
@@ -17,6 +16,7 @@ from typing import Any
 from raxx_queue.supervisor import Supervisor
 from tests.support.process import (
     free_port,
+    run_cli,
     running_service,
     service_env,
     wait_until,
@@ -160,13 +160,6 @@ def test_a_port_already_taken_is_refused(clean_db: str) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         env = service_env(clean_db, port, WEB_CONCURRENCY="2")
-        done = subprocess.run(
-            [sys.executable, "-m", "raxx_queue.cli", "serve"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_cli("serve", env=env, timeout=60)
     assert done.returncode == 1
     assert '"event":"port_in_use"' in done.stderr.replace(" ", "")

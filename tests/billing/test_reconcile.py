@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from typing import Any
 
 import httpx
@@ -18,7 +16,7 @@ from tests.peers.stripe_server import StripeServer
 from tests.support import values
 from tests.support.database import Conn
 from tests.support.logs import CapturedLogs
-from tests.support.process import service_env
+from tests.support.process import run_cli, service_env
 from tests.support.webhooks import PERIOD_END, T0, deliver_ok
 
 RECONCILE = "/api/internal/billing/reconcile"
@@ -186,14 +184,7 @@ async def test_cli_reconcile_all_with_progress(
             "STRIPE_RESTRICTED_KEY": values.STRIPE_KEY,
             "COLUMNS": "100",
         }
-        result = subprocess.run(
-            [sys.executable, "-m", "raxx_queue.cli", "reconcile", "--all"],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = run_cli("reconcile", "--all", env={**os.environ, **env})
     assert result.returncode == 0, result.stderr
     assert "reconcile" in result.stdout
     report = json.loads(result.stdout[result.stdout.index("{") :])

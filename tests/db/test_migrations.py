@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import asyncpg
 import pytest
 
 from raxx_queue.db.migrate import plan_head, revert, verify
 from tests.support.database import MIGRATIONS, TABLES, create_database, drop_database, migrate
+from tests.support.process import run_cli
 
 
 async def _tables(url: str) -> set[str]:
@@ -44,14 +43,7 @@ async def test_cli_migrate_runs_sqitch_against_database_url(pg_server: str) -> N
     url = await create_database(pg_server, prefix="queue_cli_migrate")
     try:
         env = {**os.environ, "DATABASE_URL": url, "QUEUE_ENV": "staging"}
-        result = subprocess.run(
-            [sys.executable, "-m", "raxx_queue.cli", "migrate"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = run_cli("migrate", env=env)
         assert result.returncode == 0, result.stderr
         assert url not in result.stdout + result.stderr
         conn = await asyncpg.connect(url)

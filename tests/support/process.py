@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import httpx
 
@@ -18,22 +19,27 @@ from tests.support import values
 from tests.support.log_hygiene import SESSION_LOGS
 
 
-def run_audit_verify(database_url: str) -> subprocess.CompletedProcess[str]:
-    """`raxx-queue audit verify`, as an operator runs it; its log lines are collected."""
+def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> CompletedProcess[str]:
+    """A `raxx-queue` command run to completion, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "raxx_queue.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def run_audit_verify(database_url: str) -> CompletedProcess[str]:
+    """`raxx-queue audit verify`; its log lines are collected."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "BILLING_AUDIT_HMAC_KEY": values.AUDIT_KEY,
         "LOG_FORMAT": "json",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "raxx_queue.cli", "audit", "verify"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_cli("audit", "verify", env=env)
     for line in done.stderr.splitlines():
         SESSION_LOGS.write("audit-verify", line)
     return done

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import time
 
 import httpx
@@ -19,7 +18,7 @@ from tests.peers.stripe_double import StripeDouble
 from tests.peers.stripe_server import StripeServer
 from tests.support import values
 from tests.support.database import Conn
-from tests.support.process import service_env
+from tests.support.process import run_cli, service_env
 from tests.support.webhooks import deliver_ok, invoice_event, subscription_event
 
 
@@ -106,14 +105,7 @@ async def test_cli_events_replay(
         }
 
         def run() -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "raxx_queue.cli", "events", "replay", "--since", "3d"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+            return run_cli("events", "replay", "--since", "3d", env=env)
 
         # in a thread: the app under test keeps serving (its sealer) meanwhile
         first = await asyncio.to_thread(run)
