@@ -217,18 +217,18 @@ async def run_http(spec: dict[str, Any], bodies: list[bytes]) -> dict[str, Any]:
 
 
 async def seal_continuously(db: Database, key: str, stop: asyncio.Event) -> None:
-    """The audit sealing the service does for the same events: a round every 0.2 s."""
-    from raxx_queue.audit.chain import seal_pending
-    from raxx_queue.audit.sealer import MIN_INTERVAL_SECONDS
+    """The audit sealing the service does for the same events: its sealer's rounds, at
+    most one every MIN_INTERVAL_SECONDS."""
+    from raxx_queue.audit.sealer import MIN_INTERVAL_SECONDS, AuditSealer
+    from raxx_queue.wakeups import Wakeup
 
+    sealer = AuditSealer(db, key.encode(), Wakeup(), enabled=True)
     try:
         while not stop.is_set():
-            while await seal_pending(db, key.encode()):
-                pass
+            await sealer.seal_now()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), MIN_INTERVAL_SECONDS)
-        while await seal_pending(db, key.encode()):  # what the last round left
-            pass
+        await sealer.seal_now()  # what the last round left
     finally:
         await db.close()
 

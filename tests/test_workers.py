@@ -59,13 +59,11 @@ def listening_workers(pid: int, port: int) -> list[int]:
 def settled_while_frozen(frozen: int, others: list[int], port: int, count: int) -> bool:
     """Every new connection is accepted by a running worker, or waits on a socket only
     the frozen worker listens on (a shared socket's queue is the others' to drain)."""
-    accepted = sum(len(sockets_of(w) & tcp_sockets(port, ESTABLISHED).keys()) for w in others)
+    established = tcp_sockets(port, ESTABLISHED).keys()
     theirs = set().union(*(sockets_of(w) for w in others))
-    waiting = sum(
-        queued
-        for inode, queued in tcp_sockets(port, LISTEN).items()
-        if inode in sockets_of(frozen) and inode not in theirs
-    )
+    only_frozen = sockets_of(frozen) - theirs
+    accepted = len(theirs & established)
+    waiting = sum(q for inode, q in tcp_sockets(port, LISTEN).items() if inode in only_frozen)
     return accepted + waiting == count
 
 
@@ -149,9 +147,12 @@ def exits_at_once(_options: dict[str, Any], _ready: Event) -> None:
 
 def test_a_worker_that_cannot_start_ends_the_service() -> None:
     supervisor = Supervisor(2, {"host": "127.0.0.1", "port": free_port()}, target=exits_at_once)
+    handlers = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)]
     started = time.monotonic()
     assert supervisor.run() == 1
     assert time.monotonic() - started < 30
+    # the signal handlers it installed are gone with it
+    assert [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)] == handlers
 
 
 def test_a_port_already_taken_is_refused(clean_db: str) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import secrets
-import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -59,10 +58,9 @@ def _uvicorn_options(settings: Settings) -> dict[str, object]:
 def run_server(settings: Settings, workers: int) -> int:
     from raxx_queue.app import create_app
     from raxx_queue.gc_tuning import tune_for_serving
-    from raxx_queue.supervisor import Supervisor, exit_cleanly
+    from raxx_queue.supervisor import Supervisor, exit_cleanly_after_shutdown
 
-    signal.signal(signal.SIGTERM, exit_cleanly)
-    signal.signal(signal.SIGINT, exit_cleanly)
+    exit_cleanly_after_shutdown()
     options = _uvicorn_options(settings)
     if workers <= 1:
         app = create_app(settings)

@@ -38,6 +38,7 @@ APP_FACTORY = "raxx_queue.app:create_app_from_env"
 BACKLOG = 2048  # uvicorn's default
 # How long workers get to finish after SIGTERM, beyond their own graceful-shutdown time.
 STOP_MARGIN_SECONDS = 5.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _spawn = multiprocessing.get_context("spawn")
 
 
@@ -65,10 +66,15 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def exit_cleanly(_signum: int, _frame: object) -> None:
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+def exit_cleanly_after_shutdown() -> None:
     """uvicorn re-raises the signal it handled once its shutdown is complete: a
     finished graceful shutdown is a clean exit, not a death by signal."""
-    raise SystemExit(0)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _exit_cleanly)
 
 
 class _Server(uvicorn.Server):
@@ -86,8 +92,7 @@ class _Server(uvicorn.Server):
 
 def serve_worker(options: dict[str, Any], ready: Event) -> None:
     """One worker process (spawned): the app from the environment, on its own socket."""
-    signal.signal(signal.SIGTERM, exit_cleanly)
-    signal.signal(signal.SIGINT, exit_cleanly)
+    exit_cleanly_after_shutdown()
     sock = listening_socket(options["host"], options["port"])
     config = uvicorn.Config(APP_FACTORY, factory=True, **options)
     _Server(config, ready).run(sockets=[sock])
@@ -105,7 +110,9 @@ class _Worker:
 class Supervisor:
     """Starts `workers` serving processes and keeps that many running until told to stop."""
 
-    def __init__(self, workers: int, options: dict[str, Any], target: Target = serve_worker):
+    def __init__(
+        self, workers: int, options: dict[str, Any], target: Target = serve_worker
+    ) -> None:
         self._count = workers
         self._options = options
         self._target = target
@@ -120,14 +127,17 @@ class Supervisor:
         if not port_is_free(host, port):
             log.error("port_in_use", port=port)
             return 1
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
-        self._workers = [self._start() for _ in range(self._count)]
-        log.info("workers_started", workers=self._count)
-        failed = False
-        while not failed and not self._stop.wait(0.5):
-            failed = self._replace_dead()
-        self._stop_all()
+        previous = {sig: signal.signal(sig, self.request_stop) for sig in STOP_SIGNALS}
+        try:
+            self._workers = [self._start() for _ in range(self._count)]
+            log.info("workers_started", workers=self._count)
+            failed = False
+            while not failed and not self._stop.wait(0.5):
+                failed = self._replace_dead()
+            self._stop_all()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         return 1 if failed else 0
 
     def _start(self) -> _Worker:

@@ -106,7 +106,11 @@ async def settled_horizon(db: Database) -> int:
 
 async def seal_pending(db: Database, key: bytes, batch: int = SEAL_BATCH) -> int:
     """Seal unsealed rows into the chain, oldest first; returns how many were sealed."""
-    horizon = await settled_horizon(db)
+    return await seal_up_to(db, key, await settled_horizon(db), batch)
+
+
+async def seal_up_to(db: Database, key: bytes, horizon: int, batch: int = SEAL_BATCH) -> int:
+    """Seal up to `batch` unsealed rows with ids up to a settled horizon, oldest first."""
     async with db.transaction() as conn:
         await conn.execute(SEALING_TIMEOUTS)
         await conn.execute(ONE_SEALER)

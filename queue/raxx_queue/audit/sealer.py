@@ -6,7 +6,7 @@ import asyncio
 
 import structlog
 
-from raxx_queue.audit.chain import SEAL_BATCH, count_unsealed, seal_pending
+from raxx_queue.audit.chain import SEAL_BATCH, count_unsealed, seal_up_to, settled_horizon
 from raxx_queue.db.pool import UNAVAILABLE, Database
 from raxx_queue.metrics import AUDIT_SEALED, AUDIT_UNSEALED
 from raxx_queue.wakeups import Wakeup
@@ -55,12 +55,14 @@ class AuditSealer:
         """Seal everything appended before the call; returns the number sealed."""
         if not self._enabled or self._key is None:
             return 0
+        # one horizon for the whole call: the table lock once, however many batches
+        horizon = await settled_horizon(self._db)
         total = 0
         while True:
-            sealed = await seal_pending(self._db, self._key)
+            sealed = await seal_up_to(self._db, self._key, horizon)
             total += sealed
             AUDIT_SEALED.inc(sealed)
-            if sealed < SEAL_BATCH:  # all up to its horizon: the rest is newer than the call
+            if sealed < SEAL_BATCH:  # all up to the horizon: the rest is newer than the call
                 return total
 
     async def _run(self) -> None:
