@@ -6,7 +6,10 @@ import time
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from raxx_queue.webhooks.signature import InvalidSignature, verify_signature
 from tests.conftest import AppFactory
 from tests.peers.stripe_events import event_body, sign, sign_multi, signed
 from tests.support import values
@@ -126,3 +129,91 @@ async def test_unconfigured_secret_is_503(app_factory: AppFactory, db: Conn) -> 
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "WEBHOOK_NOT_CONFIGURED"
     await _nothing_stored(db)
+
+
+# {now} is the time of the request: only a fresh timestamp reaches the signature check
+@pytest.mark.parametrize(
+    "header",
+    [
+        "t=" + "9" * 309 + ",v1=" + "a" * 64,  # past the largest float
+        "t=" + "9" * 5000 + ",v1=" + "a" * 64,  # past int()'s digit limit
+        "t={now},v1=" + "\u00e9" * 64,
+        "t={now},v1=" + "A" * 64,
+        "t={now},v1=" + "a" * 63,
+        "t=-{now},v1=" + "a" * 64,
+        "t={now} ,v1=" + "a" * 64,
+        "t={now},v1",
+        "=,=,=",
+        ",",
+        "t={now},t={now},v1=" + "a" * 64,
+        "\u0000t={now},v1=" + "a" * 64,
+    ],
+    ids=[
+        "309 digits",
+        "5000 digits",
+        "non-ASCII v1",
+        "upper-case v1",
+        "short v1",
+        "negative t",
+        "space after t",
+        "v1 without value",
+        "empty keys",
+        "empty items",
+        "two timestamps",
+        "NUL before key",
+    ],
+)
+async def test_malformed_headers_are_400_never_500(
+    client: httpx.AsyncClient, db: Conn, header: str
+) -> None:
+    body = event_body(subscription_event("customer.subscription.created"))
+    header = header.replace("{now}", str(int(time.time())))
+    response = await client.post(
+        WEBHOOK, content=body, headers={"Stripe-Signature": header.encode("latin-1", "replace")}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "INVALID_SIGNATURE"
+    await _nothing_stored(db)
+
+
+async def test_an_old_delivery_cannot_pass_with_a_second_fresh_timestamp(
+    client: httpx.AsyncClient, db: Conn
+) -> None:
+    """A week-old signed delivery, resent with a fresh `t` beside the one it was signed at."""
+    body = event_body(subscription_event("customer.subscription.created"))
+    week_ago = int(time.time()) - 7 * 86_400
+    old = sign(body, values.WEBHOOK_SECRET, week_ago)
+    signature = old.split("v1=", 1)[1]
+    now = int(time.time())
+    for header in (
+        f"v1={signature}, t={now},t={week_ago}",
+        f"v1={signature},t={now},t={week_ago}",
+        f"t={week_ago},t={now},v1={signature}",
+        f"t={now},v1={signature},t={week_ago}",
+    ):
+        assert (await _post(client, body, header)).status_code == 400, header
+    await _nothing_stored(db)
+
+
+NOW = 1_800_000_000
+_ITEMS = st.one_of(
+    st.text("t=v01, ", max_size=8),
+    st.builds("t={}".format, st.one_of(st.just(NOW), st.text("0123456789-", max_size=400))),
+    st.builds("v1={}".format, st.text("0123456789abcdefABC\u00e9 ", max_size=80)),
+    st.text(st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=40),
+)
+HEADERS = st.one_of(
+    st.lists(_ITEMS, max_size=6).map(",".join),
+    st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=300),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(header=HEADERS)
+def test_any_header_is_verified_or_invalid_signature(header: str) -> None:
+    """The parser is total: whatever the header, InvalidSignature or a match, nothing else."""
+    try:
+        verify_signature(b"{}", header, [values.WEBHOOK_SECRET], TOLERANCE, NOW)
+    except InvalidSignature:
+        return
+    raise AssertionError("an unsigned body was accepted")
