@@ -11,7 +11,9 @@ import asyncpg
 import httpx
 import pytest
 import stripe
+from fastapi import FastAPI
 
+from raxx_queue.api.deps import Services, app_services
 from raxx_queue.app import create_app
 from raxx_queue.settings import Settings
 from tests.peers.stripe_double import StripeDouble
@@ -98,18 +100,29 @@ def settings(clean_db: str) -> Settings:
     return make_settings(clean_db)
 
 
-AppFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+class AppClient(httpx.AsyncClient):
+    """An HTTP client to the app in process, with typed access to what its lifespan owns
+    (the database, the background workers, the wake-ups)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        super().__init__(transport=transport, base_url="http://queue.test")
+        self.app = app
+
+    @property
+    def services(self) -> Services:
+        return app_services(self.app)
+
+
+AppFactory = Callable[..., AbstractAsyncContextManager[AppClient]]
 
 
 @asynccontextmanager
-async def running_app(settings: Settings, **app_options: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def running_app(settings: Settings, **app_options: Any) -> AsyncIterator[AppClient]:
     """The app with its lifespan running, behind an in-process HTTP client."""
     app = create_app(settings, **app_options)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://queue.test") as client:
-            client.app = app  # type: ignore[attr-defined]
-            yield client
+    async with app.router.lifespan_context(app), AppClient(app) as client:
+        yield client
 
 
 @pytest.fixture(autouse=True)
@@ -126,9 +139,7 @@ def stripe_double() -> StripeDouble:
 
 
 @pytest.fixture
-async def client(
-    settings: Settings, stripe_double: StripeDouble
-) -> AsyncIterator[httpx.AsyncClient]:
+async def client(settings: Settings, stripe_double: StripeDouble) -> AsyncIterator[AppClient]:
     async with running_app(settings, stripe_transport=stripe_double.transport) as client:
         yield client
 

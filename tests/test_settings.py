@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from raxx_queue.plans import price_for, price_tiers
 from raxx_queue.settings import ConfigError, load_settings
 from tests.support import process, values
 
@@ -52,8 +53,8 @@ def test_price_ids_map_to_tiers(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("STRIPE_PRICE_ID_PRO", "price_a")
     clean_env.setenv("STRIPE_PRICE_ID_PRO_PLUS", "price_b")
     settings = load_settings()
-    assert settings.price_tiers() == {"price_a": "pro", "price_b": "pro_plus"}
-    assert settings.price_for_tier("pro_plus") == "price_b"
+    assert price_tiers(settings) == {"price_a": "pro", "price_b": "pro_plus"}
+    assert price_for(settings, "pro_plus") == "price_b"
 
 
 def test_secret_key_is_a_fallback_with_a_warning(

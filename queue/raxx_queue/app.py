@@ -22,21 +22,20 @@ from raxx_queue.api import (
     subscriptions,
     webhook,
 )
-from raxx_queue.api.deps import Services, require_billing_enabled
+from raxx_queue.api.deps import Services, Workers, require_billing_enabled
 from raxx_queue.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from raxx_queue.audit.sealer import AuditSealer
 from raxx_queue.billing.grace import GraceExpiryJob
-from raxx_queue.db.migrate import find_migrations_dir, plan_head
+from raxx_queue.db.migrate import SchemaHead, find_migrations_dir, plan_head
 from raxx_queue.db.pool import Database
 from raxx_queue.errors import error_responses, install_error_handlers
-from raxx_queue.gc_tuning import tune_for_serving
 from raxx_queue.jsonio import FastJSONResponse
 from raxx_queue.logs import configure_logging
 from raxx_queue.mirror.dispatcher import DispatcherConfig, build_mirror_dispatcher
 from raxx_queue.sentry import init_sentry
 from raxx_queue.settings import ConfigError, Settings, load_settings
 from raxx_queue.stripe_gateway import build_stripe_gateway
-from raxx_queue.wakeups import BackgroundWorker
+from raxx_queue.wakeups import Wakeups
 
 # Routes are matched in this order: the hot paths (Stripe's deliveries, the paywall's
 # read) first.
@@ -54,7 +53,7 @@ BILLING_ROUTERS = (
 )
 
 
-def _schema_head(settings: Settings) -> str | None:
+def _schema_head(settings: Settings) -> SchemaHead | None:
     try:
         return plan_head(find_migrations_dir(settings.queue_migrations_dir))
     except ConfigError:
@@ -62,27 +61,23 @@ def _schema_head(settings: Settings) -> str | None:
 
 
 def background_workers(
-    services: Services, mirror_config: DispatcherConfig | None = None
-) -> list[BackgroundWorker]:
+    settings: Settings,
+    db: Database,
+    wakeups: Wakeups,
+    mirror_config: DispatcherConfig | None = None,
+) -> Workers:
     """The in-process jobs every web process runs (each safe with several processes)."""
-    settings = services.settings
     key = settings.billing_audit_hmac_key
-    sealer = AuditSealer(
-        services.db,
-        key.get_secret_value().encode() if key else None,
-        services.audit_wakeup,
-        enabled=settings.flag_billing_audit_writes,
+    return Workers(
+        sealer=AuditSealer(
+            db,
+            key.get_secret_value().encode() if key else None,
+            wakeups.audit,
+            enabled=settings.flag_billing_audit_writes,
+        ),
+        grace=GraceExpiryJob(db),
+        mirror=build_mirror_dispatcher(settings, db, wakeups.mirror, mirror_config),
     )
-    grace = GraceExpiryJob(services.db, services.mirror_wakeup, services.audit_wakeup)
-    services.extras.update(sealer=sealer, grace=grace)
-    workers: list[BackgroundWorker] = [sealer, grace]
-    dispatcher = build_mirror_dispatcher(
-        settings, services.db, services.mirror_wakeup, mirror_config
-    )
-    if dispatcher is not None:  # stopped first: pushes in flight finish within its grace
-        services.extras.update(mirror_dispatcher=dispatcher)
-        workers.append(dispatcher)
-    return workers
 
 
 def create_app(
@@ -104,20 +99,26 @@ def create_app(
         dsn = settings.database_dsn()
         if dsn is None:
             raise ConfigError("DATABASE_URL: not set (the CLI starts an embedded database)")
-        db = Database(dsn, max_size=settings.database_pool_size)
+        wakeups = Wakeups()
+        db = Database(dsn, max_size=settings.database_pool_size, on_commit=wakeups.after_commit)
         await db.open()
         gateway = build_stripe_gateway(settings, stripe_transport)
-        services = Services(
-            settings=settings, db=db, schema_head=_schema_head(settings), stripe=gateway
+        workers = background_workers(settings, db, wakeups, mirror_config)
+        app.state.services = Services(
+            settings=settings,
+            db=db,
+            schema_head=_schema_head(settings),
+            stripe=gateway,
+            wakeups=wakeups,
+            workers=workers,
         )
-        app.state.services = services
-        workers = background_workers(services, mirror_config)
-        for worker in workers:
+        running = workers.running()
+        for worker in running:
             worker.start()
         try:
             yield
         finally:
-            for worker in reversed(workers):
+            for worker in reversed(running):
                 await worker.stop()
             if gateway is not None:
                 await gateway.aclose()
@@ -142,6 +143,4 @@ def create_app(
 
 def create_app_from_env() -> FastAPI:
     """uvicorn factory for worker processes: settings from the environment."""
-    app = create_app(load_settings())
-    tune_for_serving()
-    return app
+    return create_app(load_settings())

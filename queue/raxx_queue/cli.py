@@ -57,14 +57,12 @@ def _uvicorn_options(settings: Settings) -> dict[str, object]:
 
 def run_server(settings: Settings, workers: int) -> int:
     from raxx_queue.app import create_app
-    from raxx_queue.gc_tuning import tune_for_serving
     from raxx_queue.supervisor import Supervisor, exit_cleanly_after_shutdown
 
     exit_cleanly_after_shutdown()
     options = _uvicorn_options(settings)
     if workers <= 1:
         app = create_app(settings)
-        tune_for_serving()
         uvicorn.run(app, **options)  # type: ignore[arg-type]
         return 0
     # workers re-read the environment: hand them the resolved database
@@ -188,7 +186,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def cmd_events_replay(args: argparse.Namespace) -> int:
     """Feed events Stripe could not deliver through the webhook pipeline."""
     from raxx_queue.operator_jobs import run_replay
-    from raxx_queue.webhooks.replay import ReplayStopped, parse_since
+    from raxx_queue.webhooks.errors import ReplayStopped
+    from raxx_queue.webhooks.replay import parse_since
 
     since = parse_since(args.since)
     settings = load_settings()

@@ -24,9 +24,6 @@ def dumps_str(value: Any) -> str:
     return dumps(value).decode()
 
 
-loads = orjson.loads
-
-
 class FastJSONResponse(JSONResponse):
     """A JSONResponse rendered by orjson (datetimes as ISO 8601)."""
 

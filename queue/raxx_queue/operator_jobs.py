@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from raxx_queue.billing.reconcile import reconcile_all, reconcile_context, reconcile_one
 from raxx_queue.db.pool import Database
 from raxx_queue.pacing import Pacer
+from raxx_queue.plans import price_tiers
 from raxx_queue.settings import ConfigError, Settings
 from raxx_queue.stripe_gateway import StripeGateway, build_stripe_gateway
 from raxx_queue.webhooks.pipeline import EventContext
@@ -54,7 +55,7 @@ def _progress() -> Progress:
 async def run_reconcile(
     settings: Settings, *, queue_customer_id: str | None, restart: bool, rate: float
 ) -> dict[str, Any]:
-    context = reconcile_context(settings.price_tiers(), settings.grace_period_days)
+    context = reconcile_context(price_tiers(settings), settings.grace_period_days)
     async with job_resources(settings) as resources:
         if queue_customer_id is not None:
             report = await reconcile_one(resources.db, resources.stripe, context, queue_customer_id)
@@ -82,7 +83,7 @@ async def run_replay(
     settings: Settings, *, since_seconds: int, include_delivered: bool
 ) -> dict[str, Any]:
     context = EventContext(
-        price_tiers=settings.price_tiers(),
+        price_tiers=price_tiers(settings),
         grace_days=settings.grace_period_days,
         source="replay",
     )

@@ -201,20 +201,6 @@ class Settings(BaseSettings):
         url = self.database_url.get_secret_value()
         return require_ssl(url) if self.is_production else url
 
-    def price_tiers(self) -> dict[str, str]:
-        """Map of configured Stripe price id → plan tier."""
-        tiers: dict[str, str] = {}
-        if self.stripe_price_id_pro:
-            tiers[self.stripe_price_id_pro] = "pro"
-        if self.stripe_price_id_pro_plus:
-            tiers[self.stripe_price_id_pro_plus] = "pro_plus"
-        return tiers
-
-    def price_for_tier(self, tier: str) -> str | None:
-        return {"pro": self.stripe_price_id_pro, "pro_plus": self.stripe_price_id_pro_plus}.get(
-            tier
-        )
-
     def service_tokens(self) -> dict[str, str]:
         """Caller name → bearer token, for the callers that are configured."""
         tokens: dict[str, str] = {}

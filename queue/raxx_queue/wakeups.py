@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from raxx_queue.db.pool import Effects
 
 
 class BackgroundWorker(Protocol):
@@ -32,3 +35,19 @@ class Wakeup:
         nudged = self._event.is_set()
         self._event.clear()
         return nudged
+
+
+@dataclass(frozen=True)
+class Wakeups:
+    """The process's wake-ups, and the one place a committed write's effects become
+    nudges: the database calls `after_commit` with what the transaction reported.
+    Other processes find the same work by polling."""
+
+    audit: Wakeup = field(default_factory=Wakeup)
+    mirror: Wakeup = field(default_factory=Wakeup)
+
+    def after_commit(self, effects: Effects) -> None:
+        if effects.audited:
+            self.audit.nudge()
+        if effects.mirror_changed:
+            self.mirror.nudge()

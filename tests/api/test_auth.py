@@ -4,49 +4,108 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
+from raxx_queue.api.deps import PERMISSIONS, Allow, Caller, Permission
+from tests.conftest import AppClient
 from tests.support import values
-from tests.support.routes import api_routes
+from tests.support.routes import api_routes, iter_route_objects
 
-# method, path, body, callers allowed. Grows with every protected route.
-PROTECTED_ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
-    ("GET", "/api/v1/billing/customers", None, {"raptor", "console"}),
-    ("GET", "/api/v1/billing/customers/cust_1", None, {"raptor", "console"}),
-    ("GET", "/api/v1/billing/subscriptions/cust_1", None, {"raptor", "console"}),
-    ("GET", "/api/v1/billing/invoices/cust_1", None, {"raptor", "console"}),
-    ("GET", "/metrics", None, {"raptor", "console"}),
-    ("GET", "/api/internal/billing/audit/verify", None, {"console"}),
-    ("POST", "/api/internal/billing/reconcile", None, {"console"}),
+# A request for each protected route: method, path, body. Who may make it is not said
+# here: the route's own dependency names its permission, and PERMISSIONS (api/deps.py)
+# the callers of each; this table only gives something to send.
+PROTECTED_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/api/v1/billing/customers", None),
+    ("GET", "/api/v1/billing/customers/cust_1", None),
+    ("GET", "/api/v1/billing/subscriptions/cust_1", None),
+    ("GET", "/api/v1/billing/invoices/cust_1", None),
+    ("GET", "/metrics", None),
+    ("GET", "/api/internal/billing/audit/verify", None),
+    ("POST", "/api/internal/billing/reconcile", None),
     # bodiless: allowed callers get 422, so nothing reaches Stripe
-    ("POST", "/api/v1/billing/customers", None, {"raptor", "console"}),
-    ("POST", "/api/v1/billing/subscribe", None, {"raptor"}),
-    ("POST", "/api/v1/billing/checkout", None, {"raptor"}),
-    ("POST", "/api/v1/billing/portal", None, {"raptor"}),
-    (
-        "POST",
-        "/api/internal/billing/mirror-sync",
-        {"queue_customer_id": "cust_1"},
-        {"raptor", "console"},
-    ),
+    ("POST", "/api/v1/billing/customers", None),
+    ("POST", "/api/v1/billing/subscribe", None),
+    ("POST", "/api/v1/billing/checkout", None),
+    ("POST", "/api/v1/billing/portal", None),
+    ("POST", "/api/internal/billing/mirror-sync", {"queue_customer_id": "cust_1"}),
 ]
+
+# SPEC §3's table, as the service declares it: each route's permission and its callers.
+EXPECTED_PERMISSIONS = {
+    "GET /api/v1/billing/customers": Permission.BILLING_READ,
+    "GET /api/v1/billing/customers/{queue_customer_id}": Permission.BILLING_READ,
+    "GET /api/v1/billing/subscriptions/{queue_customer_id}": Permission.BILLING_READ,
+    "GET /api/v1/billing/invoices/{queue_customer_id}": Permission.BILLING_READ,
+    "GET /metrics": Permission.METRICS,
+    "GET /api/internal/billing/audit/verify": Permission.OPERATIONS,
+    "POST /api/internal/billing/reconcile": Permission.OPERATIONS,
+    "POST /api/v1/billing/customers": Permission.CUSTOMER_CREATE,
+    "POST /api/v1/billing/subscribe": Permission.PAYMENT_PAGES,
+    "POST /api/v1/billing/checkout": Permission.PAYMENT_PAGES,
+    "POST /api/v1/billing/portal": Permission.PAYMENT_PAGES,
+    "POST /api/internal/billing/mirror-sync": Permission.MIRROR_SYNC,
+}
+
+
+def route_permissions(app: FastAPI) -> dict[str, Permission]:
+    """'METHOD path' → the permission its Allow dependency checks, for every route."""
+    found = {}
+    for route in iter_route_objects(app.routes):
+        if not isinstance(route, APIRoute):
+            continue
+        checks = [d.call for d in route.dependant.dependencies if isinstance(d.call, Allow)]
+        checks += [
+            sub.call
+            for d in route.dependant.dependencies
+            for sub in d.dependencies
+            if isinstance(sub.call, Allow)
+        ]
+        for method in route.methods:
+            if checks:
+                found[f"{method} {route.path}"] = checks[0].permission
+    return found
+
 
 TOKENS = {"raptor": values.RAPTOR, "console": values.CONSOLE}
 
 
 def _ids() -> list[str]:
-    return [f"{method} {path}" for method, path, _, _ in PROTECTED_ROUTES]
+    return [f"{method} {path}" for method, path, _ in PROTECTED_ROUTES]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "allowed"), PROTECTED_ROUTES, ids=_ids())
+def _template(method: str, path: str) -> str:
+    return f"{method} {path.replace('cust_1', '{queue_customer_id}')}"
+
+
+def test_the_declared_table_is_spec_s() -> None:
+    """PERMISSIONS says what SPEC §3 says, per permission."""
+    raptor, console = Caller.RAPTOR, Caller.CONSOLE
+    assert dict(PERMISSIONS) == {
+        Permission.BILLING_READ: {raptor, console},
+        Permission.CUSTOMER_CREATE: {raptor, console},
+        Permission.PAYMENT_PAGES: {raptor},
+        Permission.MIRROR_SYNC: {raptor, console},
+        Permission.OPERATIONS: {console},
+        Permission.METRICS: {raptor, console},
+    }
+
+
+async def test_each_route_checks_its_permission(client: AppClient) -> None:
+    assert route_permissions(client.app) == EXPECTED_PERMISSIONS
+
+
+@pytest.mark.parametrize(("method", "path", "body"), PROTECTED_ROUTES, ids=_ids())
 async def test_route_permissions(
-    client: httpx.AsyncClient,
+    client: AppClient,
     method: str,
     path: str,
     body: dict[str, Any] | None,
-    allowed: set[str],
 ) -> None:
+    allowed = {
+        caller.value for caller in PERMISSIONS[EXPECTED_PERMISSIONS[_template(method, path)]]
+    }
     missing = await client.request(method, path, json=body)
     assert missing.status_code == 401
     assert missing.json()["error"]["code"] == "UNAUTHENTICATED"
@@ -69,16 +128,15 @@ async def test_route_permissions(
             assert response.json()["error"]["code"] == "FORBIDDEN"
 
 
-async def test_health_and_ready_need_no_token(client: httpx.AsyncClient) -> None:
+async def test_health_and_ready_need_no_token(client: AppClient) -> None:
     assert (await client.get("/health")).status_code == 200
     assert (await client.get("/ready")).status_code == 200
 
 
-async def test_every_api_route_is_in_the_matrix(client: httpx.AsyncClient) -> None:
+async def test_every_api_route_is_in_the_matrix(client: AppClient) -> None:
     """A new /api route must be added to PROTECTED_ROUTES (or be the webhook)."""
-    app = client.app  # type: ignore[attr-defined]
-    declared = {(m, p.replace("cust_1", "{queue_customer_id}")) for m, p, _, _ in PROTECTED_ROUTES}
-    routes = [(m, p) for m, p in api_routes(app) if p != "/api/v1/billing/webhook"]
+    declared = {_template(m, p) for m, p, _ in PROTECTED_ROUTES}
+    routes = [(m, p) for m, p in api_routes(client.app) if p != "/api/v1/billing/webhook"]
     assert len(routes) >= 4
     for method, path in routes:
-        assert (method, path) in declared, f"{method} {path} missing from the auth matrix"
+        assert f"{method} {path}" in declared, f"{method} {path} missing from the auth matrix"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncpg
 import httpx
 
 from raxx_queue import __version__
 from raxx_queue.db.migrate import plan_head
 from tests.conftest import make_settings, running_app
-from tests.support.database import MIGRATIONS, create_database, drop_database
+from tests.support.database import MIGRATIONS, create_database, drop_database, migrate
 
 
 async def test_health_reports_database_and_flag(client: httpx.AsyncClient) -> None:
@@ -26,7 +27,7 @@ async def test_health_reports_database_and_flag(client: httpx.AsyncClient) -> No
 async def test_ready_when_migrated(client: httpx.AsyncClient) -> None:
     response = await client.get("/ready")
     assert response.status_code == 200
-    assert response.json()["schema"] == plan_head(MIGRATIONS)
+    assert response.json()["schema"] == plan_head(MIGRATIONS).change
 
 
 async def test_not_ready_on_an_unmigrated_database(pg_server: str) -> None:
@@ -53,3 +54,30 @@ async def test_database_unreachable(clean_db: str) -> None:
             "/api/v1/billing/customers", headers={"Authorization": "Bearer " + "x" * 20}
         )
         assert read.status_code == 401
+
+
+async def test_not_ready_when_a_change_is_missing_under_the_same_head_name(
+    pg_server: str,
+) -> None:
+    """A reworked change repeats its name: the head's name alone cannot tell the schema of
+    the previous release from this one, the number of changes deployed does."""
+    url = await create_database(pg_server, prefix="queue_behind")
+    try:
+        migrate(url)
+        conn = await asyncpg.connect(url)
+        try:
+            # as if the change before the head had never been deployed
+            await conn.execute(
+                "DELETE FROM sqitch.changes WHERE change_id = (SELECT change_id"
+                " FROM sqitch.changes ORDER BY committed_at DESC OFFSET 1 LIMIT 1)"
+            )
+        finally:
+            await conn.close()
+        async with running_app(make_settings(url)) as client:
+            response = await client.get("/ready")
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "NOT_MIGRATED"
+        head = plan_head(MIGRATIONS)
+        assert f"{head.change} ({head.changes - 1} changes)" in response.json()["error"]["message"]
+    finally:
+        await drop_database(pg_server, url)

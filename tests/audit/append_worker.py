@@ -15,9 +15,9 @@ async def main(url: str, key: str, count: int, name: str) -> None:
     await db.open()
     try:
         for i in range(count):
-            async with db.transaction() as conn:
+            async with db.transaction() as tx:
                 await append_action(
-                    conn,
+                    tx,
                     actor="system",
                     action=f"test.{name}",
                     queue_customer_id=f"c{i % 7}",

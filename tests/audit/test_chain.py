@@ -9,12 +9,10 @@ import os
 import subprocess
 import sys
 
-import httpx
-
 from raxx_queue.audit.chain import ONE_SEALER, seal_pending, verify_chain
 from raxx_queue.audit.log import append_action
 from raxx_queue.db.pool import Database
-from tests.conftest import AppFactory
+from tests.conftest import AppClient, AppFactory
 from tests.support import values
 from tests.support.database import Conn
 from tests.support.process import run_audit_verify
@@ -24,7 +22,7 @@ KEY = values.AUDIT_KEY.encode()
 UNGUARDED = "ALTER TABLE billing_action_log DISABLE TRIGGER billing_action_log_append_only"
 
 
-async def _history(client: httpx.AsyncClient, n: int = 5) -> None:
+async def _history(client: AppClient, n: int = 5) -> None:
     for i in range(n):
         await deliver_ok(
             client,
@@ -36,20 +34,20 @@ async def _history(client: httpx.AsyncClient, n: int = 5) -> None:
         )
 
 
-async def _seal(client: httpx.AsyncClient) -> int:
-    sealer = client.app.state.services.extras["sealer"]  # type: ignore[attr-defined]
-    sealed: int = await sealer.seal_now()
-    return sealed
+async def _seal(client: AppClient) -> int:
+    sealer = client.services.workers.sealer
+    assert sealer is not None
+    return await sealer.seal_now()
 
 
-async def _verify(client: httpx.AsyncClient) -> dict[str, object]:
+async def _verify(client: AppClient) -> dict[str, object]:
     response = await client.get("/api/internal/billing/audit/verify", headers=values.CONSOLE)
     assert response.status_code == 200
     body: dict[str, object] = response.json()
     return body
 
 
-async def test_sealed_chain_verifies(client: httpx.AsyncClient, db: Conn) -> None:
+async def test_sealed_chain_verifies(client: AppClient, db: Conn) -> None:
     await _history(client)
     await _seal(client)
     assert await _verify(client) == {"ok": True, "rows": 5, "first_bad_id": None, "unsealed": 0}
@@ -59,12 +57,12 @@ async def test_sealed_chain_verifies(client: httpx.AsyncClient, db: Conn) -> Non
         assert after["prev_hash"] == before["row_hash"]
 
 
-async def test_raptor_may_not_verify(client: httpx.AsyncClient, db: Conn) -> None:
+async def test_raptor_may_not_verify(client: AppClient, db: Conn) -> None:
     response = await client.get("/api/internal/billing/audit/verify", headers=values.RAPTOR)
     assert response.status_code == 403
 
 
-async def test_changed_row_is_named(client: httpx.AsyncClient, db: Conn) -> None:
+async def test_changed_row_is_named(client: AppClient, db: Conn) -> None:
     await _history(client)
     await _seal(client)
     await db.execute(UNGUARDED)
@@ -74,9 +72,7 @@ async def test_changed_row_is_named(client: httpx.AsyncClient, db: Conn) -> None
     assert report["first_bad_id"] == 3
 
 
-async def test_deleted_row_is_detected_at_its_successor(
-    client: httpx.AsyncClient, db: Conn
-) -> None:
+async def test_deleted_row_is_detected_at_its_successor(client: AppClient, db: Conn) -> None:
     await _history(client)
     await _seal(client)
     await db.execute(UNGUARDED)
@@ -86,7 +82,7 @@ async def test_deleted_row_is_detected_at_its_successor(
     assert report["first_bad_id"] == 3
 
 
-async def test_swapped_rows_are_detected(client: httpx.AsyncClient, db: Conn) -> None:
+async def test_swapped_rows_are_detected(client: AppClient, db: Conn) -> None:
     await _history(client)
     await _seal(client)
     await db.execute(UNGUARDED)
@@ -153,7 +149,7 @@ async def test_breaker_keeps_rows_unsealed_then_seals_them_in_order(
     assert [r["id"] for r in sealed_order] == [1, 2, 3, 4]
 
 
-async def test_cli_audit_verify(clean_db: str, client: httpx.AsyncClient, db: Conn) -> None:
+async def test_cli_audit_verify(clean_db: str, client: AppClient, db: Conn) -> None:
     await _history(client, 2)
     await _seal(client)
     ok = run_audit_verify(clean_db)
@@ -213,15 +209,15 @@ async def test_appends_go_on_while_a_round_seals(clean_db: str, db: Conn) -> Non
     await pool.open()
     try:
         for i in range(5):
-            async with pool.transaction() as conn:
-                await append_action(conn, actor="system", action="test.a", queue_customer_id=str(i))
+            async with pool.transaction() as tx:
+                await append_action(tx, actor="system", action="test.a", queue_customer_id=str(i))
         async with pool.transaction() as other_sealer:
-            await other_sealer.execute(ONE_SEALER)  # another process's round, in progress
+            await other_sealer.conn.execute(ONE_SEALER)  # another process's round, in progress
             sealing = asyncio.create_task(seal_pending(pool, KEY))
             while not await _waiting_on_a_lock(db, ONE_SEALER):
                 await asyncio.sleep(0)  # past its horizon, waiting for its turn
-            async with pool.transaction() as conn:  # meanwhile appends are not held back
-                await append_action(conn, actor="system", action="test.b", queue_customer_id="x")
+            async with pool.transaction() as tx:  # meanwhile appends are not held back
+                await append_action(tx, actor="system", action="test.b", queue_customer_id="x")
         # the round seals up to its horizon; the later append waits for the next one
         assert await sealing == 5
         assert (

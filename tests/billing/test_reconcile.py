@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from raxx_queue.billing.reconcile import reconcile_all, reconcile_context
+from raxx_queue.plans import price_tiers
+from tests.conftest import AppClient
 from tests.peers.stripe_double import StripeDouble
 from tests.peers.stripe_events import build_event, customer_obj, invoice_obj, subscription_obj
 from tests.peers.stripe_server import StripeServer
@@ -121,7 +123,7 @@ async def test_planted_drift_is_repaired_audited_and_reported_once(
 
 
 async def test_reconcile_all_resumes_from_its_checkpoint(
-    client: httpx.AsyncClient, db: Conn, stripe_double: StripeDouble
+    client: AppClient, db: Conn, stripe_double: StripeDouble
 ) -> None:
     for k in (1, 2, 3):
         await _customer_in_sync(client, stripe_double, k)
@@ -131,8 +133,8 @@ async def test_reconcile_all_resumes_from_its_checkpoint(
         "INSERT INTO billing_job_checkpoint (job, position) VALUES ('reconcile-all', $1)",
         str(first_id),
     )
-    services = client.app.state.services  # type: ignore[attr-defined]
-    context = reconcile_context(services.settings.price_tiers(), 7)
+    services = client.services
+    context = reconcile_context(price_tiers(services.settings), 7)
     progress: list[tuple[int, int]] = []
     report = await reconcile_all(
         services.db, services.stripe, context, on_progress=lambda d, t: progress.append((d, t))

@@ -53,7 +53,7 @@ async def test_cli_migrate_runs_sqitch_against_database_url(pg_server: str) -> N
             )
         finally:
             await conn.close()
-        assert head == plan_head(MIGRATIONS)
+        assert head == plan_head(MIGRATIONS).change
     finally:
         await drop_database(pg_server, url)
 

@@ -6,16 +6,15 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import httpx
 import pytest
 
 from raxx_queue.mirror.dispatcher import DispatcherConfig
-from tests.conftest import make_settings, running_app
+from tests.conftest import AppClient, make_settings, running_app
 from tests.mirror.steps import FAST
 from tests.peers.raptor_receiver import RaptorReceiver
 from tests.support import values
 
-MirrorApp = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+MirrorApp = Callable[..., AbstractAsyncContextManager[AppClient]]
 
 
 @pytest.fixture
@@ -30,7 +29,7 @@ def mirror_app(clean_db: str, receiver: RaptorReceiver) -> MirrorApp:
 
     def factory(
         config: DispatcherConfig = FAST, **overrides: Any
-    ) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    ) -> AbstractAsyncContextManager[AppClient]:
         settings = make_settings(clean_db, raptor_mirror_url=receiver.url, **overrides)
         return running_app(settings, mirror_config=config)
 

@@ -6,10 +6,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import httpx
-
+from raxx_queue.db.locks import lock_stripe_customer
+from raxx_queue.db.pool import Transaction
 from raxx_queue.mirror.dispatcher import DispatcherConfig
-from raxx_queue.mirror.rows import lock_customer, refresh_mirror
+from raxx_queue.mirror.rows import refresh_mirror
+from tests.conftest import AppClient
 from tests.peers.raptor_receiver import Push
 from tests.support import seed
 from tests.support.database import Conn
@@ -58,19 +59,19 @@ async def add_customer(
     )
     if mirror:
         async with db.transaction():
-            await refresh_mirror(db, queue_customer_id)
+            await refresh_mirror(Transaction(db), queue_customer_id)
 
 
 async def change(db: Conn, queue_customer_id: str) -> int:
     """Commit a subscription change that bumps the mirror version; the new version."""
     async with db.transaction():
-        await lock_customer(db, stripe_id(queue_customer_id))
+        await lock_stripe_customer(db, stripe_id(queue_customer_id))
         await db.execute(
             "UPDATE billing_subscription SET current_period_end = current_period_end"
             " + interval '1 day' WHERE stripe_customer_id = $1",
             stripe_id(queue_customer_id),
         )
-        result = await refresh_mirror(db, queue_customer_id)
+        result = await refresh_mirror(Transaction(db), queue_customer_id)
     assert result.changed
     assert result.version is not None
     return result.version
@@ -89,9 +90,9 @@ async def mirror_state(db: Conn, queue_customer_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-def nudge(client: httpx.AsyncClient) -> None:
+def nudge(client: AppClient) -> None:
     """What a committing request does: wake the in-process dispatcher."""
-    client.app.state.services.mirror_wakeup.nudge()  # type: ignore[attr-defined]
+    client.services.wakeups.mirror.nudge()
 
 
 def received(pushes: list[Push], queue_customer_id: str) -> list[int]:

@@ -6,6 +6,7 @@ import itertools
 import time
 from dataclasses import replace
 
+from raxx_queue.db.pool import Transaction
 from raxx_queue.mirror.rows import refresh_mirror
 from tests.mirror.conftest import MirrorApp
 from tests.mirror.steps import (
@@ -112,7 +113,7 @@ async def test_a_hanging_raptor_never_blocks_writers_of_the_row(
                 " + interval '3 days' WHERE stripe_customer_id = $1",
                 stripe_id("cust_1"),
             )
-            assert (await refresh_mirror(db, "cust_1")).changed
+            assert (await refresh_mirror(Transaction(db), "cust_1")).changed
         assert time.monotonic() - started < 0.2
         nudge(client)
 

@@ -130,6 +130,7 @@ class StripeDouble:
         self._requests: list[RecordedRequest] = []
         self._failures: list[ScriptedFailure] = []
         self._answers: dict[str, _KeptAnswer] = {}
+        self._amendments: dict[str, Callable[[Json], None]] = {}
         self.transport = httpx.MockTransport(self.handle)
 
     # --- scripting ---------------------------------------------------------------------
@@ -153,6 +154,12 @@ class StripeDouble:
         """Make every matching request fail with `kind` until `clear_failures()`."""
         with self._lock:
             self._failures.append(ScriptedFailure(kind, path_prefix, method, None))
+
+    def amend_created(self, path: str, amend: Callable[[Json], None]) -> None:
+        """Change each object a POST to `path` creates, as Stripe keeps and answers it:
+        what Stripe adds by itself (an add-on item a Dashboard rule attaches, say)."""
+        with self._lock:
+            self._amendments[path] = amend
 
     def clear_failures(self) -> None:
         """Drop every scripted failure."""
@@ -305,7 +312,12 @@ class StripeDouble:
             if failure is not None and failure.kind == "card_declined":
                 raise _card_declined(failure.decline_code)
             handler, args = resolve(record.method, record.path)
-            return 200, handler(self._state, Call(record.params, args))
+            payload = handler(self._state, Call(record.params, args))
+            amend = self._amendments.get(record.path) if record.method == "POST" else None
+            if amend is not None:
+                amend(self._state.get(payload["id"]))
+                amend(payload)
+            return 200, payload
         except StripeApiError as error:
             return error.status, error.body
 

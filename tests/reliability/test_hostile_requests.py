@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import AppClient
 from tests.reliability.streams import serving
 from tests.support import values
 from tests.support.database import TABLES, Conn
@@ -58,13 +59,15 @@ async def table_digests(db: Conn) -> dict[str, str]:
 
 
 @pytest.fixture
-async def seeded(client: httpx.AsyncClient, db: Conn) -> AsyncIterator[dict[str, str]]:
+async def seeded(client: AppClient, db: Conn) -> AsyncIterator[dict[str, str]]:
     """A linked customer, so attacks have something to hit; yields the digests before,
     and checks after the test that no table changed."""
     await deliver_ok(client, customer_event("customer.created", name=values.CUSTOMER_NAMES[1]))
     assert (await client.get(f"{CUSTOMER}/cust_1", headers=values.CONSOLE)).status_code == 200
     # the audit row is sealed after commit: seal it now, or sealing would look like a change
-    await client.app.state.services.extras["sealer"].seal_now()  # type: ignore[attr-defined]
+    sealer = client.services.workers.sealer
+    assert sealer is not None
+    await sealer.seal_now()
     before = await table_digests(db)
     yield before
     assert await table_digests(db) == before

@@ -6,13 +6,19 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 
-def iter_routes(routes: Iterable[Any]) -> Iterator[tuple[str, str]]:
-    """(method, path) of every route, HEAD left out."""
+def iter_route_objects(routes: Iterable[Any]) -> Iterator[Any]:
+    """Every route object, those of included routers too."""
     for route in routes:
         included = getattr(route, "original_router", None)
         if included is not None:
-            yield from iter_routes(included.routes)
-            continue
+            yield from iter_route_objects(included.routes)
+        else:
+            yield route
+
+
+def iter_routes(routes: Iterable[Any]) -> Iterator[tuple[str, str]]:
+    """(method, path) of every route, HEAD left out."""
+    for route in iter_route_objects(routes):
         for method in sorted(getattr(route, "methods", None) or set()):
             if method != "HEAD":
                 yield method, route.path

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from tests.conftest import AppClient
 from tests.support import values
 from tests.support.database import Conn
 from tests.support.webhooks import (
@@ -116,7 +117,7 @@ async def test_past_due_before_the_failure_event_starts_grace(
 
 
 async def test_grace_expiry_without_an_event_is_applied_by_the_job(
-    client: httpx.AsyncClient, db: Conn
+    client: AppClient, db: Conn
 ) -> None:
     await deliver_ok(client, subscription_event("customer.subscription.created", created=T0))
     await deliver_ok(
@@ -129,7 +130,8 @@ async def test_grace_expiry_without_an_event_is_applied_by_the_job(
     await db.execute("UPDATE billing_subscription SET grace_until = $1", past)
     await db.execute("UPDATE billing_subscription_mirror SET grace_until = $1", past)
 
-    job = client.app.state.services.extras["grace"]  # type: ignore[attr-defined]
+    job = client.services.workers.grace
+    assert job is not None
     assert await job.run_once() == 1
     after = await mirror(db)
     assert after["entitled"] is False

@@ -11,9 +11,11 @@ import time
 import httpx
 import pytest
 
+from raxx_queue.plans import price_tiers
 from raxx_queue.settings import ConfigError
 from raxx_queue.webhooks.pipeline import EventContext
 from raxx_queue.webhooks.replay import list_events, parse_since, replay_events
+from tests.conftest import AppClient
 from tests.peers.stripe_double import StripeDouble
 from tests.peers.stripe_server import StripeServer
 from tests.support import values
@@ -39,12 +41,12 @@ def _missed(double: StripeDouble) -> list[str]:
 
 
 async def test_replay_applies_missed_events_once(
-    client: httpx.AsyncClient, db: Conn, stripe_double: StripeDouble
+    client: AppClient, db: Conn, stripe_double: StripeDouble
 ) -> None:
     missed = _missed(stripe_double)
-    services = client.app.state.services  # type: ignore[attr-defined]
+    services = client.services
     context = EventContext(
-        price_tiers=services.settings.price_tiers(), grace_days=7, source="replay"
+        price_tiers=price_tiers(services.settings), grace_days=7, source="replay"
     )
     events = await list_events(services.stripe, int(time.time()) - 3 * 86_400)
     assert [e["id"] for e in events] == missed
@@ -68,15 +70,15 @@ async def test_replay_applies_missed_events_once(
 
 
 async def test_replay_skips_what_the_webhook_already_applied(
-    client: httpx.AsyncClient, db: Conn, stripe_double: StripeDouble
+    client: AppClient, db: Conn, stripe_double: StripeDouble
 ) -> None:
     _missed(stripe_double)
-    services = client.app.state.services  # type: ignore[attr-defined]
+    services = client.services
     events = await list_events(services.stripe, int(time.time()) - 86_400)
     first = stripe_double.get(str(events[0]["id"]))
     await deliver_ok(client, first)  # the first one did arrive after all
     context = EventContext(
-        price_tiers=services.settings.price_tiers(), grace_days=7, source="replay"
+        price_tiers=price_tiers(services.settings), grace_days=7, source="replay"
     )
     report = await replay_events(services.db, services.stripe, events, context)
     assert report.already_processed == 1

@@ -1,82 +1,39 @@
 -- Deploy raxx_queue:billing_apply_event to pg
+-- requires: billing_apply_event@wave1
+-- requires: billing_ordering
+-- requires: billing_grace
+-- requires: billing_link_customer
 -- requires: billing_mirror_refresh
--- requires: processed_stripe_events
--- requires: billing_invoice
 BEGIN;
 
--- The webhook path makes one round trip per event: Python verifies the signature and
--- normalises the payload into p (see raxx_queue.webhooks.changes); this function does
--- the rest inside the caller's (single-statement) transaction.
+-- Applying one Stripe event in one statement: dedupe, the customer's lock, the
+-- ordering guard, the upserts, linking, the mirror and the audit row, inside the
+-- caller's (single-statement) transaction. Python verifies the signature and
+-- normalises the payload into p (raxx_queue.webhooks.changes, the one parser of Stripe
+-- objects); so one event costs one round trip.
 --
 -- p: {event_id, type, created (epoch s), api_version, livemode, source, request_id,
---     actor, payload (the raw event), family, stripe_customer_id, change {...},
---     grace_days, force}
+--     actor, action, payload (the raw event), family, stripe_customer_id, object_id,
+--     change {...}, grace_days, force}
 -- A same-second conflict on a subscription raises SQLSTATE QU001 so the caller can
 -- re-read the subscription from Stripe and call again with force = true.
+--
+-- The rules it applies live in their own changes: the ordering guard in
+-- billing_ordering, grace in billing_grace, linking in billing_link_customer, the
+-- mirror in billing_mirror_refresh, entitlement in billing_entitlement.
+
+-- What @wave1 defined here is replaced whole.
+DROP FUNCTION billing_apply_stripe_event(jsonb);
+DROP FUNCTION billing_apply_invoice(jsonb, timestamptz, boolean);
+DROP FUNCTION billing_apply_subscription(jsonb, timestamptz, boolean);
+DROP FUNCTION billing_apply_customer(jsonb, timestamptz, boolean);
+DROP FUNCTION billing_link_event_customer(text, text);
+DROP FUNCTION billing_epoch(jsonb, text);
 
 CREATE FUNCTION billing_epoch(p jsonb, p_key text)
 RETURNS timestamptz
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT to_timestamp((p ->> p_key)::double precision)
-$$;
-
--- Link a Stripe customer to a platform customer. Returns the queue_customer_id now
--- linked to the Stripe customer (NULL when none); conflicts keep the existing link.
-CREATE FUNCTION billing_link_event_customer(p_stripe_customer_id text, p_queue_customer_id text)
-RETURNS TABLE (queue_customer_id text, conflict boolean)
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_by_stripe billing_customer;
-    v_by_queue billing_customer;
-BEGIN
-    SELECT * INTO v_by_stripe FROM billing_customer AS c
-     WHERE c.stripe_customer_id = p_stripe_customer_id FOR UPDATE;
-    IF p_queue_customer_id IS NULL OR p_queue_customer_id !~ '^[A-Za-z0-9_-]{1,64}$' THEN
-        RETURN QUERY SELECT v_by_stripe.queue_customer_id, false;
-        RETURN;
-    END IF;
-    SELECT * INTO v_by_queue FROM billing_customer AS c
-     WHERE c.queue_customer_id = p_queue_customer_id FOR UPDATE;
-
-    IF v_by_stripe.id IS NULL AND v_by_queue.id IS NULL THEN
-        INSERT INTO billing_customer (queue_customer_id, stripe_customer_id)
-        VALUES (p_queue_customer_id, p_stripe_customer_id);
-        RETURN QUERY SELECT p_queue_customer_id, false;
-    ELSIF v_by_queue.id IS NULL THEN
-        IF v_by_stripe.queue_customer_id IS NULL THEN
-            UPDATE billing_customer SET queue_customer_id = p_queue_customer_id, updated_at = now()
-             WHERE id = v_by_stripe.id;
-            RETURN QUERY SELECT p_queue_customer_id, false;
-        ELSE
-            RETURN QUERY SELECT v_by_stripe.queue_customer_id, true;
-        END IF;
-    ELSIF v_by_stripe.id IS NULL THEN
-        IF v_by_queue.stripe_customer_id IS NULL THEN
-            UPDATE billing_customer SET stripe_customer_id = p_stripe_customer_id, updated_at = now()
-             WHERE id = v_by_queue.id;
-            RETURN QUERY SELECT p_queue_customer_id, false;
-        ELSE
-            RETURN QUERY SELECT NULL::text, true;
-        END IF;
-    ELSIF v_by_stripe.id = v_by_queue.id THEN
-        RETURN QUERY SELECT p_queue_customer_id, false;
-    ELSIF v_by_stripe.queue_customer_id IS NULL AND v_by_queue.stripe_customer_id IS NULL THEN
-        -- a row made from Stripe events and a row made by the platform: merge them
-        DELETE FROM billing_customer WHERE id = v_by_stripe.id;
-        UPDATE billing_customer
-           SET stripe_customer_id = p_stripe_customer_id,
-               billing_email = coalesce(v_by_stripe.billing_email, billing_email),
-               billing_name = coalesce(v_by_stripe.billing_name, billing_name),
-               billing_address = coalesce(v_by_stripe.billing_address, billing_address),
-               deleted_at = v_by_stripe.deleted_at,
-               source_event_created_at = v_by_stripe.source_event_created_at,
-               updated_at = now()
-         WHERE id = v_by_queue.id;
-        RETURN QUERY SELECT p_queue_customer_id, false;
-    ELSE
-        RETURN QUERY SELECT v_by_stripe.queue_customer_id, true;
-    END IF;
-END;
 $$;
 
 CREATE FUNCTION billing_apply_customer(p jsonb, p_created timestamptz, p_force boolean)
@@ -109,8 +66,7 @@ BEGIN
          WHERE stripe_customer_id = v_id
            AND status NOT IN ('canceled', 'incomplete_expired');
     ELSE
-        IF v_old.id IS NOT NULL AND NOT p_force
-           AND v_old.source_event_created_at > p_created THEN
+        IF billing_is_stale(v_old.source_event_created_at, p_created, p_force) THEN
             RETURN QUERY SELECT 'stale', NULL::jsonb, NULL::jsonb;
             RETURN;
         END IF;
@@ -134,11 +90,24 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION billing_apply_subscription(p jsonb, p_created timestamptz, p_force boolean)
-RETURNS TABLE (outcome text, before jsonb, after jsonb)
+-- The one writer of a Stripe subscription object into billing_subscription: the
+-- webhook, replay and reconcile (through billing_apply_stripe_event), Checkout
+-- completion and the subscribe flow all store what raxx_queue.webhooks.changes parsed.
+-- p_at is the time the object's state is as of (the event's created time, or the
+-- subscription's own created time for the answer of its creation). On a tie with a
+-- stored state that differs, p_on_tie decides:
+--   'raise'     SQLSTATE QU001: the caller re-reads Stripe and stores that (webhooks);
+--   'keep'      the stored state stands (it is at least as new: subscribe's answer,
+--               a subscription carried by a Checkout Session);
+--   'overwrite' store it: it is Stripe's current state, read just now (also not stale).
+-- Returns stored: 'inserted', 'updated', 'kept' (a tie kept) or 'stale', and a PII-free
+-- before/after summary for the audit row.
+CREATE FUNCTION billing_store_subscription(p_change jsonb, p_at timestamptz,
+                                           p_on_tie text, p_grace_days integer)
+RETURNS TABLE (stored text, before jsonb, after jsonb)
 LANGUAGE plpgsql AS $$
 DECLARE
-    c jsonb := p -> 'change';
+    c jsonb := p_change;
     v_id text := c ->> 'stripe_subscription_id';
     v_old billing_subscription;
     v_status text := c ->> 'status';
@@ -148,48 +117,49 @@ DECLARE
     v_canceled_at timestamptz := billing_epoch(c, 'canceled_at');
     v_ended_at timestamptz := billing_epoch(c, 'ended_at');
     v_grace timestamptz;
-    v_failures integer := 0;
+    v_failures integer;
     v_deleted_at timestamptz;
 BEGIN
+    IF p_on_tie NOT IN ('raise', 'keep', 'overwrite') THEN
+        RAISE EXCEPTION 'unknown tie rule %', p_on_tie USING ERRCODE = 'QU003';
+    END IF;
     SELECT * INTO v_old FROM billing_subscription AS s
      WHERE s.stripe_subscription_id = v_id FOR UPDATE;
-    IF v_old.stripe_subscription_id IS NOT NULL AND NOT p_force THEN
-        IF v_old.source_event_created_at > p_created THEN
-            RETURN QUERY SELECT 'stale', NULL::jsonb, NULL::jsonb;
+    IF billing_is_stale(v_old.source_event_created_at, p_at, p_on_tie = 'overwrite') THEN
+        RETURN QUERY SELECT 'stale', NULL::jsonb, NULL::jsonb;
+        RETURN;
+    END IF;
+    IF v_old.source_event_created_at = p_at AND p_on_tie <> 'overwrite' AND (
+           v_old.status IS DISTINCT FROM v_status
+        OR v_old.price_id IS DISTINCT FROM c ->> 'price_id'
+        OR v_old.current_period_end IS DISTINCT FROM v_period_end
+        OR v_old.cancel_at_period_end IS DISTINCT FROM v_cancel
+        OR v_old.trial_end IS DISTINCT FROM v_trial_end
+        OR v_old.ended_at IS DISTINCT FROM v_ended_at) THEN
+        IF p_on_tie = 'keep' THEN
+            RETURN QUERY SELECT 'kept', NULL::jsonb, NULL::jsonb;
             RETURN;
         END IF;
-        IF v_old.source_event_created_at = p_created AND (
-               v_old.status IS DISTINCT FROM v_status
-            OR v_old.price_id IS DISTINCT FROM c ->> 'price_id'
-            OR v_old.current_period_end IS DISTINCT FROM v_period_end
-            OR v_old.cancel_at_period_end IS DISTINCT FROM v_cancel
-            OR v_old.trial_end IS DISTINCT FROM v_trial_end
-            OR v_old.ended_at IS DISTINCT FROM v_ended_at) THEN
-            RAISE EXCEPTION 'same-second update of subscription %', v_id
-                USING ERRCODE = 'QU001';
-        END IF;
+        RAISE EXCEPTION 'same-second update of subscription %', v_id USING ERRCODE = 'QU001';
+    END IF;
+    IF p_on_tie = 'keep' AND v_old.source_event_created_at = p_at THEN
+        RETURN QUERY SELECT 'kept', NULL::jsonb, NULL::jsonb;  -- nothing it does not know
+        RETURN;
     END IF;
 
-    -- the customer was deleted after this event: its subscriptions ended then
+    -- the customer was deleted after this state: its subscriptions ended then
     SELECT b.deleted_at INTO v_deleted_at FROM billing_customer AS b
      WHERE b.stripe_customer_id = c ->> 'stripe_customer_id';
-    IF v_deleted_at IS NOT NULL AND v_deleted_at >= p_created
+    IF v_deleted_at IS NOT NULL AND v_deleted_at >= p_at
        AND v_status NOT IN ('canceled', 'incomplete_expired') THEN
         v_status := 'canceled';
         v_ended_at := coalesce(v_ended_at, v_deleted_at);
     END IF;
 
-    v_grace := v_old.grace_until;
-    v_failures := coalesce(v_old.payment_failure_count, 0);
-    IF v_status NOT IN ('active', 'trialing', 'past_due') THEN
-        v_grace := NULL;
-    ELSIF v_status IN ('active', 'trialing') THEN
-        v_grace := NULL;
-        v_failures := 0;
-    ELSIF v_status = 'past_due' AND v_grace IS NULL AND v_failures = 0 THEN
-        -- past_due can arrive before invoice.payment_failed: the grace window starts now
-        v_grace := p_created + make_interval(days => (p ->> 'grace_days')::integer);
-    END IF;
+    SELECT g.grace_until, g.failures INTO v_grace, v_failures
+      FROM billing_grace_on_status(v_status, v_old.grace_until,
+                                   coalesce(v_old.payment_failure_count, 0), p_at,
+                                   p_grace_days) AS g;
 
     INSERT INTO billing_subscription AS s
            (stripe_subscription_id, stripe_customer_id, status, price_id, plan_tier,
@@ -199,7 +169,7 @@ BEGIN
     VALUES (v_id, c ->> 'stripe_customer_id', v_status, c ->> 'price_id', c ->> 'plan_tier',
             billing_epoch(c, 'current_period_start'), v_period_end, v_cancel, v_trial_end,
             v_canceled_at, v_ended_at, v_grace, v_failures, billing_epoch(c, 'stripe_created'),
-            p_created)
+            p_at)
     ON CONFLICT ON CONSTRAINT billing_subscription_pkey DO UPDATE
        SET stripe_customer_id = EXCLUDED.stripe_customer_id,
            status = EXCLUDED.status,
@@ -214,10 +184,11 @@ BEGIN
            grace_until = EXCLUDED.grace_until,
            payment_failure_count = EXCLUDED.payment_failure_count,
            stripe_created_at = coalesce(EXCLUDED.stripe_created_at, s.stripe_created_at),
-           source_event_created_at = greatest(s.source_event_created_at, p_created),
+           source_event_created_at = greatest(s.source_event_created_at, p_at),
            updated_at = now();
 
-    RETURN QUERY SELECT 'applied',
+    RETURN QUERY SELECT
+        CASE WHEN v_old.stripe_subscription_id IS NULL THEN 'inserted' ELSE 'updated' END,
         CASE WHEN v_old.stripe_subscription_id IS NULL THEN NULL ELSE
             jsonb_build_object('status', v_old.status, 'plan_tier', v_old.plan_tier,
                                'price_id', v_old.price_id,
@@ -247,8 +218,7 @@ DECLARE
     v_sub_after jsonb;
 BEGIN
     SELECT * INTO v_old FROM billing_invoice AS i WHERE i.stripe_invoice_id = v_id FOR UPDATE;
-    IF v_old.stripe_invoice_id IS NOT NULL AND NOT p_force
-       AND v_old.source_event_created_at > p_created THEN
+    IF billing_is_stale(v_old.source_event_created_at, p_created, p_force) THEN
         RETURN QUERY SELECT 'stale', NULL::jsonb, NULL::jsonb;
         RETURN;
     END IF;
@@ -293,14 +263,9 @@ BEGIN
     END IF;
 
     IF v_sub.stripe_subscription_id IS NOT NULL AND v_effect = 'paid' THEN
-        -- a payment clears the failures before it, whatever order they arrive in
-        IF v_sub.last_payment_failed_at IS NULL OR v_sub.last_payment_failed_at <= p_created THEN
-            v_grace := NULL;
-            v_failures := 0;
-        ELSE
-            v_grace := v_sub.grace_until;
-            v_failures := v_sub.payment_failure_count;
-        END IF;
+        SELECT g.grace_until, g.failures INTO v_grace, v_failures
+          FROM billing_grace_on_payment(v_sub.grace_until, v_sub.payment_failure_count,
+                                        v_sub.last_payment_failed_at, p_created) AS g;
         v_sub_status := v_sub.status;
         IF v_sub.status IN ('past_due', 'unpaid', 'incomplete')
            AND (v_sub.source_event_created_at IS NULL
@@ -324,24 +289,17 @@ BEGIN
           AND (v_sub.last_paid_at IS NULL OR v_sub.last_paid_at < p_created)
           AND NOT (v_sub.status IN ('active', 'trialing')
                    AND v_sub.source_event_created_at > p_created) THEN
-        -- Stripe's attempt_count says which failure this is, even out of order
-        v_failures := greatest(v_sub.payment_failure_count + 1,
-                               coalesce((c ->> 'attempt_count')::integer, 1));
-        v_grace := least(coalesce(v_sub.grace_until, 'infinity'::timestamptz),
-                         p_created + make_interval(days => (p ->> 'grace_days')::integer));
-        IF v_failures >= 2 THEN
-            -- a second failure inside the grace window ends entitlement at once
-            v_grace := least(v_grace, p_created);
-        END IF;
         v_sub_status := v_sub.status;
         IF v_sub.status IN ('active', 'trialing')
            AND (v_sub.source_event_created_at IS NULL
                 OR v_sub.source_event_created_at <= p_created) THEN
             v_sub_status := 'past_due';
         END IF;
-        IF v_sub_status NOT IN ('active', 'trialing', 'past_due') THEN
-            v_grace := NULL;  -- unpaid or ended: no grace to give
-        END IF;
+        SELECT g.grace_until, g.failures INTO v_grace, v_failures
+          FROM billing_grace_on_failure(v_sub_status, v_sub.grace_until,
+                                        v_sub.payment_failure_count,
+                                        (c ->> 'attempt_count')::integer, p_created,
+                                        (p ->> 'grace_days')::integer) AS g;
         UPDATE billing_subscription
            SET status = v_sub_status,
                grace_until = v_grace,
@@ -375,6 +333,7 @@ DECLARE
     v_customer text := p ->> 'stripe_customer_id';
     v_force boolean := coalesce((p ->> 'force')::boolean, false);
     v_outcome text := 'applied';
+    v_stored text;
     v_before jsonb;
     v_after jsonb;
     v_queue_id text;
@@ -411,12 +370,26 @@ BEGIN
             SELECT r.outcome, r.before, r.after INTO v_outcome, v_before, v_after
               FROM billing_apply_customer(p, v_created, v_force) AS r;
         WHEN 'subscription' THEN
-            SELECT r.outcome, r.before, r.after INTO v_outcome, v_before, v_after
-              FROM billing_apply_subscription(p, v_created, v_force) AS r;
+            SELECT r.stored, r.before, r.after INTO v_stored, v_before, v_after
+              FROM billing_store_subscription(
+                       p -> 'change', v_created,
+                       CASE WHEN v_force THEN 'overwrite' ELSE 'raise' END,
+                       (p ->> 'grace_days')::integer) AS r;
+            v_outcome := CASE WHEN v_stored = 'stale' THEN 'stale' ELSE 'applied' END;
         WHEN 'invoice' THEN
             SELECT r.outcome, r.before, r.after INTO v_outcome, v_before, v_after
               FROM billing_apply_invoice(p, v_created, v_force) AS r;
-        WHEN 'checkout', 'record' THEN
+        WHEN 'checkout' THEN
+            v_after := (p -> 'change') - 'subscription'::text;
+            -- a session carrying its subscription expanded: stored like any other
+            IF jsonb_typeof(p -> 'change' -> 'subscription') = 'object' THEN
+                SELECT r.stored INTO v_stored
+                  FROM billing_store_subscription(
+                           p -> 'change' -> 'subscription', v_created, 'keep',
+                           (p ->> 'grace_days')::integer) AS r;
+                v_after := v_after || jsonb_build_object('subscription_stored', v_stored);
+            END IF;
+        WHEN 'record' THEN
             v_after := p -> 'change';
         ELSE
             RAISE EXCEPTION 'unknown event family %', v_family USING ERRCODE = 'QU003';
@@ -425,7 +398,8 @@ BEGIN
     -- linking is additive, so even a stale event may link its customer
     IF v_customer IS NOT NULL THEN
         SELECT l.queue_customer_id, l.conflict INTO v_queue_id, v_conflict
-          FROM billing_link_event_customer(v_customer, p -> 'change' ->> 'queue_customer_id') AS l;
+          FROM billing_link_customer(p -> 'change' ->> 'queue_customer_id', v_customer,
+                                     NULL, NULL, 'event') AS l;
     END IF;
 
     IF v_outcome = 'stale' THEN

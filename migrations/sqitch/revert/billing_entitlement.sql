@@ -1,7 +1,6 @@
--- Revert raxx_queue:billing_entitlement from pg
+-- Revert raxx_queue:billing_entitlement from pg (back to its @wave1 version)
 BEGIN;
-DROP VIEW billing_current_subscription;
-DROP FUNCTION billing_status_rank(text);
-DROP FUNCTION billing_tier_rank(text);
-DROP FUNCTION billing_entitled(text, timestamptz, timestamptz);
+DROP VIEW billing_customer_state;
+DROP FUNCTION billing_usable_tier(boolean, text);
+-- the functions and view of @wave1 are unchanged by the rework
 COMMIT;

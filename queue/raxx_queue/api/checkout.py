@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from raxx_queue.api.billing_context import RaptorBilling
+from raxx_queue.api.deps import PaymentPagesBilling
 from raxx_queue.billing import sessions
 from raxx_queue.billing.flow_schemas import CheckoutRequest, CheckoutResponse
 from raxx_queue.errors import error_responses
@@ -18,5 +18,5 @@ router = APIRouter(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_checkout(body: CheckoutRequest, ctx: RaptorBilling) -> CheckoutResponse:
+async def create_checkout(body: CheckoutRequest, ctx: PaymentPagesBilling) -> CheckoutResponse:
     return await sessions.create_checkout(ctx, body)

@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from raxx_queue.api.billing_context import AnyCallerBilling
-from raxx_queue.api.deps import AnyCaller, DatabaseDep, QueueCustomerId
+from raxx_queue.api.deps import BillingReader, CustomerCreatorBilling, DatabaseDep, QueueCustomerId
 from raxx_queue.billing import customers, reads
 from raxx_queue.billing.flow_schemas import CreateCustomerRequest
-from raxx_queue.billing.schemas import Customer, CustomerPage, PlanTier, SubscriptionStatus
+from raxx_queue.billing.schemas import Customer, CustomerPage
 from raxx_queue.errors import error_responses
 from raxx_queue.stripe_errors import STRIPE_ERROR_STATUSES
+from raxx_queue.vocabulary import PlanTier, SubscriptionStatus
 
 router = APIRouter(
     prefix="/api/v1/billing/customers", tags=["customers"], responses=error_responses(401, 422)
@@ -21,7 +21,7 @@ router = APIRouter(
 
 @router.get("")
 async def list_customers(
-    _caller: AnyCaller,
+    _caller: BillingReader,
     db: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -36,7 +36,7 @@ async def list_customers(
 
 @router.get("/{queue_customer_id}", responses=error_responses(404))
 async def get_customer(
-    queue_customer_id: QueueCustomerId, _caller: AnyCaller, db: DatabaseDep
+    queue_customer_id: QueueCustomerId, _caller: BillingReader, db: DatabaseDep
 ) -> Customer:
     async with db.connection() as conn:
         return await reads.get_customer(conn, queue_customer_id)
@@ -51,7 +51,7 @@ async def get_customer(
     },
 )
 async def create_customer(
-    body: CreateCustomerRequest, ctx: AnyCallerBilling, response: Response
+    body: CreateCustomerRequest, ctx: CustomerCreatorBilling, response: Response
 ) -> Customer:
     result = await customers.create_customer(ctx, body)
     if not result.created:

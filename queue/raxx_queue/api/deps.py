@@ -1,28 +1,80 @@
-"""Request dependencies: services, callers and their permissions, the billing flag."""
+"""Request dependencies: services, the callers and what each may do, the billing flag.
+
+The permission table of SPEC §3 is declared once, here (PERMISSIONS), next to the
+aliases the routes use; each alias names its permission, and the auth matrix test
+reads both off the app.
+"""
 
 from __future__ import annotations
 
 import enum
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from types import MappingProxyType
+from typing import Annotated
 
 import structlog
-from fastapi import Depends, Path, Request
+from fastapi import Depends, FastAPI, Path, Request
 
+from raxx_queue.audit.sealer import AuditSealer
+from raxx_queue.billing.context import BillingContext
+from raxx_queue.billing.grace import GraceExpiryJob
+from raxx_queue.db.migrate import SchemaHead
 from raxx_queue.db.pool import Database
-from raxx_queue.errors import BillingDisabled, Forbidden, Unauthenticated
+from raxx_queue.errors import BillingDisabled, Forbidden, Unauthenticated, request_id_of
+from raxx_queue.mirror.dispatcher import MirrorDispatcher
 from raxx_queue.settings import Settings
 from raxx_queue.stripe_gateway import StripeGateway
-from raxx_queue.wakeups import Wakeup
-
-QUEUE_CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+from raxx_queue.vocabulary import QUEUE_CUSTOMER_ID_PATTERN, Actor
+from raxx_queue.wakeups import BackgroundWorker, Wakeups
 
 
 class Caller(enum.StrEnum):
     RAPTOR = "raptor"
     CONSOLE = "console"
+
+
+ACTOR_OF: Mapping[Caller, Actor] = MappingProxyType(
+    {Caller.RAPTOR: "raptor", Caller.CONSOLE: "console"}
+)
+
+
+class Permission(enum.Enum):
+    """What a route does, as SPEC §3's caller table names it."""
+
+    BILLING_READ = "billing reads (customers, subscriptions, invoices)"
+    CUSTOMER_CREATE = "create a billing customer"
+    PAYMENT_PAGES = "subscribe, Checkout, Customer Portal"
+    MIRROR_SYNC = "mirror-sync"
+    OPERATIONS = "reconcile, audit verification"
+    METRICS = "metrics"
+
+
+PERMISSIONS: Mapping[Permission, frozenset[Caller]] = MappingProxyType(
+    {
+        Permission.BILLING_READ: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
+        Permission.CUSTOMER_CREATE: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
+        Permission.PAYMENT_PAGES: frozenset({Caller.RAPTOR}),
+        Permission.MIRROR_SYNC: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
+        Permission.OPERATIONS: frozenset({Caller.CONSOLE}),
+        Permission.METRICS: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
+    }
+)
+
+
+@dataclass
+class Workers:
+    """The background workers of the process (None where not running)."""
+
+    sealer: AuditSealer | None = None
+    grace: GraceExpiryJob | None = None
+    mirror: MirrorDispatcher | None = None
+
+    def running(self) -> list[BackgroundWorker]:
+        """In start order; the mirror dispatcher last, so it stops first and its pushes
+        in flight finish within its grace."""
+        return [w for w in (self.sealer, self.grace, self.mirror) if w is not None]
 
 
 @dataclass
@@ -31,12 +83,11 @@ class Services:
 
     settings: Settings
     db: Database
-    schema_head: str | None = None
+    schema_head: SchemaHead | None = None
     # None when no Stripe key is configured: routes needing Stripe answer 503
     stripe: StripeGateway | None = None
-    mirror_wakeup: Wakeup = field(default_factory=Wakeup)
-    audit_wakeup: Wakeup = field(default_factory=Wakeup)
-    extras: dict[str, Any] = field(default_factory=dict)
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    workers: Workers = field(default_factory=Workers)
 
 
 # Dependencies are `async def`: FastAPI runs plain `def` dependencies in a thread
@@ -44,7 +95,12 @@ class Services:
 
 
 def services_of(request: Request) -> Services:
-    services: Services = request.app.state.services
+    return app_services(request.app)
+
+
+def app_services(app: FastAPI) -> Services:
+    """What the app's lifespan owns (set once it has started)."""
+    services: Services = app.state.services
     return services
 
 
@@ -94,21 +150,54 @@ def identify_caller(request: Request) -> Caller:
     return matched
 
 
-def allow(*callers: Caller) -> Callable[[Request], Awaitable[Caller]]:
-    """A dependency admitting only the given callers (SPEC §3 permission table)."""
+class Allow:
+    """The dependency admitting the callers PERMISSIONS gives a permission."""
 
-    async def dependency(request: Request) -> Caller:
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+        self.callers = PERMISSIONS[permission]
+
+    async def __call__(self, request: Request) -> Caller:
         caller = identify_caller(request)
-        if caller not in callers:
+        if caller not in self.callers:
             raise Forbidden()
         return caller
 
-    return dependency
 
+BillingReader = Annotated[Caller, Depends(Allow(Permission.BILLING_READ))]
+CustomerCreator = Annotated[Caller, Depends(Allow(Permission.CUSTOMER_CREATE))]
+PaymentPages = Annotated[Caller, Depends(Allow(Permission.PAYMENT_PAGES))]
+MirrorSyncer = Annotated[Caller, Depends(Allow(Permission.MIRROR_SYNC))]
+Operator = Annotated[Caller, Depends(Allow(Permission.OPERATIONS))]
+MetricsReader = Annotated[Caller, Depends(Allow(Permission.METRICS))]
 
-AnyCaller = Annotated[Caller, Depends(allow(Caller.RAPTOR, Caller.CONSOLE))]
-RaptorOnly = Annotated[Caller, Depends(allow(Caller.RAPTOR))]
-ConsoleOnly = Annotated[Caller, Depends(allow(Caller.CONSOLE))]
 QueueCustomerId = Annotated[
     str, Path(pattern=QUEUE_CUSTOMER_ID_PATTERN, description="the platform's customer id")
 ]
+
+
+def _billing_context(request: Request, services: Services, caller: Caller) -> BillingContext:
+    """What a write flow needs, naming the caller as the audit actor."""
+    return BillingContext(
+        db=services.db,
+        settings=services.settings,
+        stripe=services.stripe,
+        actor=ACTOR_OF[caller],
+        request_id=request_id_of(request) or None,
+    )
+
+
+async def payment_pages_context(
+    request: Request, services: ServicesDep, caller: PaymentPages
+) -> BillingContext:
+    return _billing_context(request, services, caller)
+
+
+async def customer_creator_context(
+    request: Request, services: ServicesDep, caller: CustomerCreator
+) -> BillingContext:
+    return _billing_context(request, services, caller)
+
+
+PaymentPagesBilling = Annotated[BillingContext, Depends(payment_pages_context)]
+CustomerCreatorBilling = Annotated[BillingContext, Depends(customer_creator_context)]

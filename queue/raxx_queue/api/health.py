@@ -8,10 +8,10 @@ from fastapi import APIRouter, Response
 from fastapi.responses import PlainTextResponse
 
 from raxx_queue import __version__
-from raxx_queue.api.deps import AnyCaller, ServicesDep
-from raxx_queue.db.migrate import HEAD_SQL, SQITCH_PROJECT
+from raxx_queue.api.deps import MetricsReader, ServicesDep
+from raxx_queue.db.migrate import NotMigrated, deployed_head
 from raxx_queue.db.pool import UNAVAILABLE
-from raxx_queue.errors import DatabaseUnavailable, ServiceError, error_responses
+from raxx_queue.errors import DatabaseUnavailable, error_responses
 from raxx_queue.metrics import render_latest
 
 router = APIRouter()
@@ -30,30 +30,18 @@ async def health(services: ServicesDep) -> dict[str, Any]:
     }
 
 
-class NotMigrated(ServiceError):
-    status = 503
-    code = "NOT_MIGRATED"
-
-    def __init__(self, head: str | None, expected: str | None) -> None:
-        super().__init__(
-            f"database schema is at {head or 'nothing'}; this build expects {expected}"
-        )
-
-
 @router.get("/ready", responses=error_responses(503))
 async def ready(services: ServicesDep) -> dict[str, Any]:
     """Readiness: the database answers and carries the schema this build expects."""
     expected = services.schema_head
     try:
         async with services.db.connection(timeout=2.0) as conn:
-            head = await conn.fetchval(HEAD_SQL, SQITCH_PROJECT, timeout=2.0)
+            head = await deployed_head(conn, timeout=2.0)
     except UNAVAILABLE:
         raise DatabaseUnavailable() from None
-    except Exception:  # the sqitch registry is missing: never migrated
-        head = None
     if head is None or (expected is not None and head != expected):
         raise NotMigrated(head, expected)
-    return {"status": "ready", "schema": head}
+    return {"status": "ready", "schema": head.change}
 
 
 @router.get(
@@ -68,6 +56,6 @@ async def ready(services: ServicesDep) -> dict[str, Any]:
         },
     },
 )
-async def metrics(_caller: AnyCaller) -> Response:
+async def metrics(_caller: MetricsReader) -> Response:
     body, content_type = render_latest()
     return Response(body, media_type=content_type)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from raxx_queue.api.deps import AnyCaller, DatabaseDep, QueueCustomerId
+from raxx_queue.api.deps import BillingReader, DatabaseDep, QueueCustomerId
 from raxx_queue.billing import reads
 from raxx_queue.billing.schemas import InvoicePage
 from raxx_queue.errors import error_responses
@@ -19,7 +19,7 @@ router = APIRouter(
 @router.get("/{queue_customer_id}")
 async def list_invoices(
     queue_customer_id: QueueCustomerId,
-    _caller: AnyCaller,
+    _caller: BillingReader,
     db: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from raxx_queue.api.deps import AnyCaller, ServicesDep
+from raxx_queue.api.deps import MirrorSyncer, ServicesDep
 from raxx_queue.errors import error_responses
 from raxx_queue.mirror.schemas import MirrorRow, MirrorSyncQueued, MirrorSyncRequest
 from raxx_queue.mirror.sync import requeue_all_mirrors, sync_customer_mirror
@@ -18,11 +18,11 @@ router = APIRouter(
 
 @router.post("/mirror-sync")
 async def mirror_sync(
-    body: MirrorSyncRequest, _caller: AnyCaller, services: ServicesDep
+    body: MirrorSyncRequest, _caller: MirrorSyncer, services: ServicesDep
 ) -> MirrorRow | MirrorSyncQueued:
     """One customer: its current row, push queued. `all`: every row re-queued."""
     if body.queue_customer_id is None:
-        queued = await requeue_all_mirrors(services.db, services.mirror_wakeup)
+        queued = await requeue_all_mirrors(services.db)
         return MirrorSyncQueued(queued=queued)
-    row = await sync_customer_mirror(services.db, services.mirror_wakeup, body.queue_customer_id)
+    row = await sync_customer_mirror(services.db, body.queue_customer_id)
     return MirrorRow.model_validate(row)

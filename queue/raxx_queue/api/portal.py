@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from raxx_queue.api.billing_context import RaptorBilling
+from raxx_queue.api.deps import PaymentPagesBilling
 from raxx_queue.billing import sessions
 from raxx_queue.billing.flow_schemas import PortalRequest, PortalResponse
 from raxx_queue.errors import error_responses
@@ -18,5 +18,5 @@ router = APIRouter(
 
 
 @router.post("")
-async def create_portal(body: PortalRequest, ctx: RaptorBilling) -> PortalResponse:
+async def create_portal(body: PortalRequest, ctx: PaymentPagesBilling) -> PortalResponse:
     return await sessions.create_portal(ctx, body)

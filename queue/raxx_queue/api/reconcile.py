@@ -7,10 +7,12 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from raxx_queue.api.deps import QUEUE_CUSTOMER_ID_PATTERN, ConsoleOnly, ServicesDep
+from raxx_queue.api.deps import Operator, ServicesDep
 from raxx_queue.billing.reconcile import reconcile_all, reconcile_context, reconcile_one
 from raxx_queue.errors import error_responses
+from raxx_queue.plans import price_tiers
 from raxx_queue.stripe_errors import STRIPE_ERROR_STATUSES, StripeNotConfigured
+from raxx_queue.vocabulary import QUEUE_CUSTOMER_ID_PATTERN
 
 router = APIRouter(
     prefix="/api/internal/billing",
@@ -34,19 +36,16 @@ class ReconcileRequest(BaseModel):
 
 @router.post("/reconcile")
 async def reconcile(
-    body: ReconcileRequest, _caller: ConsoleOnly, services: ServicesDep
+    body: ReconcileRequest, _caller: Operator, services: ServicesDep
 ) -> dict[str, Any]:
     """Re-read from Stripe and repair drift, as actor `reconcile`."""
     if services.stripe is None:
         raise StripeNotConfigured()
     settings = services.settings
-    context = reconcile_context(settings.price_tiers(), settings.grace_period_days)
+    context = reconcile_context(price_tiers(settings), settings.grace_period_days)
     if body.queue_customer_id is not None:
         report = await reconcile_one(services.db, services.stripe, context, body.queue_customer_id)
     else:
         # the Console run starts from the beginning; the CLI is the resumable one
         report = await reconcile_all(services.db, services.stripe, context, resume=False)
-    if report.changes:
-        services.audit_wakeup.nudge()
-        services.mirror_wakeup.nudge()
     return report.as_dict()

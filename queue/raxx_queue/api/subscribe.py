@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from raxx_queue.api.billing_context import RaptorBilling
+from raxx_queue.api.deps import PaymentPagesBilling
 from raxx_queue.billing.flow_schemas import SubscribeRequest, SubscribeResponse
 from raxx_queue.billing.subscribe import subscribe as start_subscription
 from raxx_queue.errors import error_responses
@@ -18,5 +18,5 @@ router = APIRouter(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def subscribe(body: SubscribeRequest, ctx: RaptorBilling) -> SubscribeResponse:
+async def subscribe(body: SubscribeRequest, ctx: PaymentPagesBilling) -> SubscribeResponse:
     return await start_subscription(ctx, body)

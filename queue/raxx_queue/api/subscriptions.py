@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from raxx_queue.api.deps import AnyCaller, DatabaseDep, QueueCustomerId
+from raxx_queue.api.deps import BillingReader, DatabaseDep, QueueCustomerId
 from raxx_queue.billing import reads
 from raxx_queue.billing.schemas import SubscriptionSummary
 from raxx_queue.errors import error_responses
@@ -18,7 +18,7 @@ router = APIRouter(
 
 @router.get("/{queue_customer_id}", response_model=SubscriptionSummary)
 async def get_subscription(
-    queue_customer_id: QueueCustomerId, _caller: AnyCaller, db: DatabaseDep
+    queue_customer_id: QueueCustomerId, _caller: BillingReader, db: DatabaseDep
 ) -> Response:
     async with db.connection() as conn:
         summary = await reads.get_subscription(conn, queue_customer_id)

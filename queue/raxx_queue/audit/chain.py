@@ -24,6 +24,16 @@ import asyncpg
 import orjson
 
 from raxx_queue.db.pool import Connection, Database
+from raxx_queue.errors import ServiceError
+
+
+class AuditKeyMissing(ServiceError):
+    status = 503
+    code = "AUDIT_NOT_CONFIGURED"
+
+    def __init__(self) -> None:
+        super().__init__("BILLING_AUDIT_HMAC_KEY is not configured")
+
 
 GENESIS = "0" * 64
 SEAL_BATCH = 2000
@@ -97,7 +107,7 @@ def chain(key: bytes, prev: str, rows: Iterable[asyncpg.Record]) -> list[tuple[i
 
 async def settled_horizon(db: Database) -> int:
     """The highest id at a moment when no append was in flight (see the module's doc)."""
-    async with db.transaction() as conn:
+    async with db.connection() as conn, conn.transaction():
         await conn.execute(SEALING_TIMEOUTS)
         await conn.execute(LOCK_FOR_SEALING)
         horizon: int = await conn.fetchval(HORIZON)
@@ -111,7 +121,7 @@ async def seal_pending(db: Database, key: bytes, batch: int = SEAL_BATCH) -> int
 
 async def seal_up_to(db: Database, key: bytes, horizon: int, batch: int = SEAL_BATCH) -> int:
     """Seal up to `batch` unsealed rows with ids up to a settled horizon, oldest first."""
-    async with db.transaction() as conn:
+    async with db.connection() as conn, conn.transaction():
         await conn.execute(SEALING_TIMEOUTS)
         await conn.execute(ONE_SEALER)
         prev = await conn.fetchval(LAST_SEALED) or GENESIS

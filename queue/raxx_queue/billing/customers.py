@@ -17,10 +17,9 @@ from raxx_queue.db.customers import (
     LinkConflict,
     fetch_customer_state,
     link_customer,
-    lock_queue_customer,
 )
-from raxx_queue.db.pool import Connection
-from raxx_queue.mirror.rows import lock_customer
+from raxx_queue.db.locks import lock_queue_customer, lock_stripe_customer
+from raxx_queue.db.pool import Transaction
 from raxx_queue.stripe_errors import StripeIdempotencyConflict
 from raxx_queue.stripe_gateway import StripeGateway
 
@@ -78,7 +77,7 @@ async def ensure_stripe_customer(
 
 
 async def link_and_audit(
-    conn: Connection,
+    tx: Transaction,
     ctx: BillingContext,
     queue_customer_id: str,
     stripe_customer: StripeCustomer | None,
@@ -90,19 +89,19 @@ async def link_and_audit(
     stripe_id = None
     if stripe_customer is not None:
         stripe_id = stripe_customer.id
-        await lock_customer(conn, stripe_id)
+        await lock_stripe_customer(tx.conn, stripe_id)
         # what Stripe stored is the truth the webhooks will confirm
         email, name = stripe_customer.email or email, stripe_customer.name or name
     else:
-        await lock_queue_customer(conn, queue_customer_id)
+        await lock_queue_customer(tx.conn, queue_customer_id)
     try:
-        link = await link_customer(conn, queue_customer_id, stripe_id, email=email, name=name)
+        link = await link_customer(tx.conn, queue_customer_id, stripe_id, email=email, name=name)
     except LinkConflict:
         raise CustomerLinkConflict() from None
     # exact under the lock: a replay finds the row created and linked already
     if link.created or link.linked:
         await append_action(
-            conn,
+            tx,
             actor=ctx.actor,
             action="customer.create" if link.created else "customer.link",
             queue_customer_id=queue_customer_id,
@@ -125,13 +124,11 @@ async def create_customer(ctx: BillingContext, body: CreateCustomerRequest) -> C
         stripe_customer = await ensure_stripe_customer(
             ctx.gateway(), queue_customer_id, state, email=body.email, name=body.name
         )
-    async with ctx.db.transaction() as conn:
+    async with ctx.db.transaction() as tx:
         link = CustomerLink(created=False, linked=False)
         if state is None or needs_stripe:
             link = await link_and_audit(
-                conn, ctx, queue_customer_id, stripe_customer, email=body.email, name=body.name
+                tx, ctx, queue_customer_id, stripe_customer, email=body.email, name=body.name
             )
-        customer = await reads.get_customer(conn, queue_customer_id)
-    if link.created or link.linked:
-        ctx.audit_wakeup.nudge()
+        customer = await reads.get_customer(tx.conn, queue_customer_id)
     return CustomerResult(customer=customer, created=link.created)

@@ -1,4 +1,4 @@
-"""Domain errors of the write flows (subscribe, Checkout, Portal, customers)."""
+"""Domain errors of the billing flows (subscribe, Checkout, Portal, customers, reconcile)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,6 @@ class SubscriptionAlreadyActive(ServiceError):
         )
 
 
-class PlanNotConfigured(ServiceError):
-    status = 503
-    code = "PLAN_NOT_CONFIGURED"
-
-    def __init__(self, tier: str) -> None:
-        super().__init__(
-            f"no Stripe price is configured for plan tier {tier} (STRIPE_PRICE_ID_{tier.upper()})"
-        )
-
-
 class CustomerLinkConflict(ServiceError):
     status = 409
     code = "CUSTOMER_LINK_CONFLICT"
@@ -35,3 +25,11 @@ class CustomerLinkConflict(ServiceError):
             "the queue customer and the Stripe customer are linked to other customers; "
             "an operator must reconcile them"
         )
+
+
+class NoStripeCustomer(ServiceError):
+    status = 409
+    code = "NO_STRIPE_CUSTOMER"
+
+    def __init__(self) -> None:
+        super().__init__("this customer has no Stripe customer to reconcile")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
-from raxx_queue.api.deps import QUEUE_CUSTOMER_ID_PATTERN
+from raxx_queue.vocabulary import QUEUE_CUSTOMER_ID_PATTERN, PaidTier
 
 # Deliberately loose: one @, a dot in the domain, no spaces. Stripe validates further and
 # its rejection comes back as a 422 naming the field.
@@ -39,7 +39,6 @@ Name = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=256),
     AfterValidator(_printable),
 ]
-PaidTier = Literal["pro", "pro_plus"]
 PaymentMethodId = Annotated[str, Field(pattern=r"^pm_[A-Za-z0-9_]{1,100}$")]
 
 

@@ -1,4 +1,8 @@
-"""Ends grace windows that expire without an event (safe with several processes)."""
+"""Ends grace windows that expire without an event (safe with several processes).
+
+The rules of the window are SQL (deploy/billing_grace.sql, billing_entitled); this job
+only notices when one lapses with no event to say so, and recomputes the mirror.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,9 @@ import asyncio
 import structlog
 
 from raxx_queue.audit.log import append_action
+from raxx_queue.db.locks import lock_stripe_customer
 from raxx_queue.db.pool import UNAVAILABLE, Database
-from raxx_queue.mirror.rows import lock_customer, refresh_mirror
-from raxx_queue.wakeups import Wakeup
+from raxx_queue.mirror.rows import refresh_mirror
 
 log = structlog.get_logger(__name__)
 INTERVAL_SECONDS = 60.0
@@ -30,13 +34,13 @@ async def expire_grace_windows(db: Database, limit: int = 500) -> int:
         due = await conn.fetch(EXPIRED, limit)
     changed = 0
     for row in due:
-        async with db.transaction() as conn:
+        async with db.transaction() as tx:
             if row["stripe_customer_id"]:
-                await lock_customer(conn, row["stripe_customer_id"])
-            mirror = await refresh_mirror(conn, row["queue_customer_id"])
+                await lock_stripe_customer(tx.conn, row["stripe_customer_id"])
+            mirror = await refresh_mirror(tx, row["queue_customer_id"])
             if mirror.changed:  # another process may have done it already
                 await append_action(
-                    conn,
+                    tx,
                     actor="system",
                     action="grace.expired",
                     queue_customer_id=row["queue_customer_id"],
@@ -55,16 +59,8 @@ async def expire_grace_windows(db: Database, limit: int = 500) -> int:
 class GraceExpiryJob:
     """Runs expire_grace_windows every INTERVAL_SECONDS inside the web process."""
 
-    def __init__(
-        self,
-        db: Database,
-        mirror_wakeup: Wakeup,
-        audit_wakeup: Wakeup,
-        interval: float = INTERVAL_SECONDS,
-    ) -> None:
+    def __init__(self, db: Database, interval: float = INTERVAL_SECONDS) -> None:
         self._db = db
-        self._mirror_wakeup = mirror_wakeup
-        self._audit_wakeup = audit_wakeup
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
 
@@ -81,8 +77,6 @@ class GraceExpiryJob:
         changed = await expire_grace_windows(self._db)
         if changed:
             log.info("grace_windows_expired", count=changed)
-            self._mirror_wakeup.nudge()
-            self._audit_wakeup.nudge()
         return changed
 
     async def _run(self) -> None:

@@ -15,6 +15,7 @@ from raxx_queue.billing.schemas import (
     SubscriptionSummary,
 )
 from raxx_queue.db import reads
+from raxx_queue.db.customers import fetch_stripe_customer_id
 from raxx_queue.db.pool import Connection
 from raxx_queue.errors import CustomerNotFound, ValidationFailed
 
@@ -52,32 +53,11 @@ def _invoice_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def _summary(row: asyncpg.Record) -> SubscriptionSummary:
-    entitled = bool(row["entitled"])
-    return SubscriptionSummary(
-        queue_customer_id=row["queue_customer_id"],
-        stripe_subscription_id=row["stripe_subscription_id"],
-        plan_tier=row["subscribed_tier"] if entitled else "free",
-        subscribed_tier=row["subscribed_tier"],
-        status=row["status"],
-        current_period_end=row["current_period_end"],
-        cancel_at_period_end=row["cancel_at_period_end"],
-        trial_end=row["trial_end"],
-        grace_until=row["grace_until"],
-        entitled=entitled,
-        feature_locked_at=row["feature_locked_at"],
-    )
+    return SubscriptionSummary.model_validate(dict(row))
 
 
 def _customer(row: asyncpg.Record) -> Customer:
-    return Customer(
-        queue_customer_id=row["queue_customer_id"],
-        stripe_customer_id=row["stripe_customer_id"],
-        billing_email=row["billing_email"],
-        billing_name=row["billing_name"],
-        deleted=row["deleted"],
-        created_at=row["created_at"],
-        subscription=_summary(row),
-    )
+    return Customer.model_validate({**row, "subscription": _summary(row)})
 
 
 async def get_customer(conn: Connection, queue_customer_id: str) -> Customer:
@@ -108,7 +88,7 @@ async def list_customers(
 async def list_invoices(
     conn: Connection, queue_customer_id: str, *, limit: int, cursor: str | None
 ) -> InvoicePage:
-    exists, stripe_customer_id = await reads.fetch_stripe_customer_id(conn, queue_customer_id)
+    exists, stripe_customer_id = await fetch_stripe_customer_id(conn, queue_customer_id)
     if not exists:
         raise CustomerNotFound()
     if stripe_customer_id is None:

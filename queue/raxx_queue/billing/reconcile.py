@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from raxx_queue.billing.errors import NoStripeCustomer
+from raxx_queue.db import checkpoints
 from raxx_queue.db import reconcile as sql
+from raxx_queue.db.customers import fetch_stripe_customer_id
 from raxx_queue.db.pool import Database
-from raxx_queue.errors import CustomerNotFound, ServiceError
+from raxx_queue.errors import CustomerNotFound
 from raxx_queue.stripe_gateway import StripeGateway
 from raxx_queue.webhooks.changes import (
     EventChange,
@@ -45,14 +48,6 @@ SUBSCRIPTION_FIELDS = (
 CUSTOMER_FIELDS = ("email", "name", "deleted")
 INVOICE_FIELDS = ("stripe_subscription_id", "status", "amount_due", "amount_paid")
 EPOCH_FIELDS = frozenset({"current_period_end", "trial_end", "canceled_at", "ended_at"})
-
-
-class NoStripeCustomer(ServiceError):
-    status = 409
-    code = "NO_STRIPE_CUSTOMER"
-
-    def __init__(self) -> None:
-        super().__init__("this customer has no Stripe customer to reconcile")
 
 
 @dataclass
@@ -105,7 +100,7 @@ def _candidates(
     subscriptions: list[Json],
     invoices: list[Json],
     local: Json,
-    tiers: dict[str, str],
+    tiers: Mapping[str, str],
 ) -> list[_Candidate]:
     found: list[_Candidate] = []
     deleted = bool(stripe_customer.get("deleted"))
@@ -181,7 +176,7 @@ async def reconcile_stripe_customer(
     return report
 
 
-def reconcile_context(price_tiers: dict[str, str], grace_days: int) -> EventContext:
+def reconcile_context(price_tiers: Mapping[str, str], grace_days: int) -> EventContext:
     return EventContext(
         price_tiers=price_tiers,
         grace_days=grace_days,
@@ -195,13 +190,13 @@ async def reconcile_one(
     db: Database, stripe: StripeGateway, context: EventContext, queue_customer_id: str
 ) -> ReconcileReport:
     async with db.connection() as conn:
-        row = await conn.fetchrow(sql.STRIPE_ID_OF, queue_customer_id)
-    if row is None:
+        exists, stripe_customer_id = await fetch_stripe_customer_id(conn, queue_customer_id)
+    if not exists:
         raise CustomerNotFound()
-    if row["stripe_customer_id"] is None:
+    if stripe_customer_id is None:
         raise NoStripeCustomer()
     return await reconcile_stripe_customer(
-        db, stripe, row["stripe_customer_id"], context, uuid.uuid4().hex[:12]
+        db, stripe, stripe_customer_id, context, uuid.uuid4().hex[:12]
     )
 
 
@@ -217,7 +212,7 @@ async def reconcile_all(
 ) -> ReconcileReport:
     """Every customer with a Stripe id, in id order, checkpointed after each one."""
     async with db.connection() as conn:
-        position = await sql.get_checkpoint(conn, JOB) if resume else None
+        position = await checkpoints.get_checkpoint(conn, JOB) if resume else None
         after = int(position) if position else 0
         total = await conn.fetchval(sql.COUNT_CUSTOMERS_AFTER, after)
     report = ReconcileReport()
@@ -238,10 +233,10 @@ async def reconcile_all(
             )
             after = row["id"]
             async with db.connection() as conn:
-                await sql.set_checkpoint(conn, JOB, str(after))
+                await checkpoints.set_checkpoint(conn, JOB, str(after))
             done += 1
             if on_progress is not None:
                 on_progress(done, total)
     async with db.connection() as conn:
-        await sql.clear_checkpoint(conn, JOB)
+        await checkpoints.clear_checkpoint(conn, JOB)
     return report

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-PlanTier = Literal["free", "pro", "pro_plus"]
-SubscriptionStatus = Literal[
-    "none",
-    "incomplete",
-    "incomplete_expired",
-    "trialing",
-    "active",
-    "past_due",
-    "canceled",
-    "unpaid",
-    "paused",
-]
+from raxx_queue.vocabulary import PlanTier, SubscriptionStatus
 
 
 class Schema(BaseModel):

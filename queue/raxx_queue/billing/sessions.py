@@ -6,7 +6,6 @@ import time
 
 from pydantic import HttpUrl
 
-from raxx_queue.billing.audit_trail import record_once
 from raxx_queue.billing.context import BillingContext
 from raxx_queue.billing.customers import read_state
 from raxx_queue.billing.errors import SubscriptionAlreadyActive
@@ -17,10 +16,9 @@ from raxx_queue.billing.flow_schemas import (
     PortalResponse,
 )
 from raxx_queue.billing.idempotency import checkout_key, portal_key
-from raxx_queue.billing.plans import price_for
-from raxx_queue.db.customers import lock_queue_customer
+from raxx_queue.db.locks import lock_queue_customer, lock_stripe_customer
 from raxx_queue.errors import NotFound, ValidationFailed
-from raxx_queue.mirror.rows import lock_customer
+from raxx_queue.plans import price_for
 from raxx_queue.settings import Environment, Settings
 
 HTTPS_ONLY = (Environment.STAGING, Environment.PRODUCTION)
@@ -86,18 +84,15 @@ async def create_checkout(ctx: BillingContext, body: CheckoutRequest) -> Checkou
         idempotency_key=key,
     )
 
-    async with ctx.db.transaction() as conn:
-        await lock_queue_customer(conn, queue_customer_id)
-        audited = await record_once(
-            conn,
-            ctx,
+    async with ctx.db.transaction() as tx:
+        await lock_queue_customer(tx.conn, queue_customer_id)
+        await ctx.record_once(
+            tx,
             action="checkout.session.create",
             queue_customer_id=queue_customer_id,
             stripe_object_id=session["id"],
             summary={"stripe_customer_id": customer_id, "plan_tier": tier, "price_id": price_id},
         )
-    if audited:
-        ctx.audit_wakeup.nudge()
     return CheckoutResponse(session_id=session["id"], url=session["url"])
 
 
@@ -118,16 +113,13 @@ async def create_portal(ctx: BillingContext, body: PortalRequest) -> PortalRespo
         idempotency_key=portal_key(customer_id, return_url, now=time.time()),
     )
 
-    async with ctx.db.transaction() as conn:
-        await lock_customer(conn, customer_id)
-        audited = await record_once(
-            conn,
-            ctx,
+    async with ctx.db.transaction() as tx:
+        await lock_stripe_customer(tx.conn, customer_id)
+        await ctx.record_once(
+            tx,
             action="portal.session.create",
             queue_customer_id=queue_customer_id,
             stripe_object_id=session["id"],
             summary={"stripe_customer_id": customer_id},
         )
-    if audited:
-        ctx.audit_wakeup.nudge()
     return PortalResponse(url=session["url"])

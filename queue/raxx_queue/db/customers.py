@@ -1,8 +1,9 @@
-"""SQL for creating billing customers and linking them to Stripe customers."""
+"""SQL of billing customers: their state for the write flows, the Stripe id, linking."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import asyncpg
 
@@ -24,13 +25,9 @@ SELECT c.stripe_customer_id,
  WHERE c.queue_customer_id = $1
 """
 
-LINK_CUSTOMER = "SELECT created, linked FROM billing_link_customer($1, $2, $3, $4)"
+STRIPE_CUSTOMER_ID = "SELECT stripe_customer_id FROM billing_customer WHERE queue_customer_id = $1"
 
-# For writes that may happen before any Stripe customer exists (Checkout, local customers).
-LOCK_QUEUE_CUSTOMER = (
-    "SELECT pg_advisory_xact_lock(hashtextextended('billing_queue_customer:' || $1, 0))"
-)
-
+LINK_CUSTOMER = "SELECT created, linked FROM billing_link_customer($1, $2, $3, $4, 'request')"
 LINK_CONFLICT_SQLSTATE = "QU010"
 
 
@@ -67,6 +64,16 @@ async def fetch_customer_state(conn: Connection, queue_customer_id: str) -> Cust
     )
 
 
+async def fetch_stripe_customer_id(
+    conn: Connection, queue_customer_id: str
+) -> tuple[Literal[True], str | None] | tuple[Literal[False], None]:
+    """(True, its Stripe customer id or None) for a known customer, (False, None) if not."""
+    row = await conn.fetchrow(STRIPE_CUSTOMER_ID, queue_customer_id)
+    if row is None:
+        return False, None
+    return True, row["stripe_customer_id"]
+
+
 async def link_customer(
     conn: Connection,
     queue_customer_id: str,
@@ -75,7 +82,7 @@ async def link_customer(
     email: str | None,
     name: str | None,
 ) -> CustomerLink:
-    """Create-or-link in the caller's transaction (see billing_link_customer)."""
+    """Create or link as the platform asserts it (see billing_link_customer, 'request')."""
     try:
         row = await conn.fetchrow(LINK_CUSTOMER, queue_customer_id, stripe_customer_id, email, name)
     except asyncpg.PostgresError as error:
@@ -84,8 +91,3 @@ async def link_customer(
         raise
     assert row is not None
     return CustomerLink(created=row["created"], linked=row["linked"])
-
-
-async def lock_queue_customer(conn: Connection, queue_customer_id: str) -> None:
-    """Serialise this request's writes with others for the same queue customer."""
-    await conn.execute(LOCK_QUEUE_CUSTOMER, queue_customer_id)

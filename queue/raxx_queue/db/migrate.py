@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import asyncpg
+
+from raxx_queue.db.pool import Connection
+from raxx_queue.errors import ServiceError
 from raxx_queue.settings import ConfigError
 
 SQITCH_PROJECT = "raxx_queue"
@@ -29,14 +34,23 @@ def find_migrations_dir(configured: Path | None = None) -> Path:
     raise ConfigError("QUEUE_MIGRATIONS_DIR: no sqitch.plan found (run from the repository root)")
 
 
-def plan_head(migrations_dir: Path) -> str:
-    """The name of the last change in sqitch.plan."""
-    head = ""
-    for line in (migrations_dir / "sqitch.plan").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith(("%", "#", "@")):
-            head = line.split()[0]
-    return head
+@dataclass(frozen=True)
+class SchemaHead:
+    """Where a schema stands: its last change, and how many changes it holds (a
+    reworked change repeats a name, so the name alone cannot tell two heads apart)."""
+
+    change: str
+    changes: int
+
+
+def plan_head(migrations_dir: Path) -> SchemaHead:
+    """The head sqitch.plan describes."""
+    changes = [
+        line.split()[0]
+        for line in (migrations_dir / "sqitch.plan").read_text().splitlines()
+        if line.strip() and not line.strip().startswith(("%", "#", "@"))
+    ]
+    return SchemaHead(changes[-1] if changes else "", len(changes))
 
 
 def sqitch_target(url: str) -> tuple[str, str | None]:
@@ -91,5 +105,32 @@ def verify(url: str, migrations_dir: Path) -> str:
 
 
 HEAD_SQL = """
-SELECT change FROM sqitch.changes WHERE project = $1 ORDER BY committed_at DESC LIMIT 1
+SELECT (SELECT change FROM sqitch.changes WHERE project = $1
+         ORDER BY committed_at DESC LIMIT 1) AS change,
+       (SELECT count(*) FROM sqitch.changes WHERE project = $1) AS changes
 """
+
+
+class NotMigrated(ServiceError):
+    status = 503
+    code = "NOT_MIGRATED"
+
+    def __init__(self, head: SchemaHead | None, expected: SchemaHead | None) -> None:
+        super().__init__(
+            f"database schema is at {_describe(head)}; this build expects {_describe(expected)}"
+        )
+
+
+def _describe(head: SchemaHead | None) -> str:
+    return "nothing" if head is None else f"{head.change} ({head.changes} changes)"
+
+
+async def deployed_head(conn: Connection, timeout: float) -> SchemaHead | None:
+    """The head deployed in the database; None when it was never migrated."""
+    try:
+        row = await conn.fetchrow(HEAD_SQL, SQITCH_PROJECT, timeout=timeout)
+    except asyncpg.UndefinedTableError:  # no sqitch registry
+        return None
+    if row is None or row["change"] is None:
+        return None
+    return SchemaHead(row["change"], row["changes"])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -69,6 +70,30 @@ async def _keep_session(conn: Connection) -> None:
 IDLE_IN_TRANSACTION_SECONDS = 30.0
 
 
+@dataclass
+class Effects:
+    """What a committed write changed that the background workers act on."""
+
+    audited: bool = False  # audit rows appended: the sealer has work
+    mirror_changed: bool = False  # a mirror row is due for a push: the dispatcher has work
+
+    def __bool__(self) -> bool:
+        return self.audited or self.mirror_changed
+
+
+@dataclass
+class Transaction:
+    """A connection inside one transaction, and what the writes in it reported.
+
+    Writers that append audit rows or change mirror rows take the Transaction and
+    record that in `effects`; once it commits, the database hands them to its
+    `on_commit` (the app's wake-ups). A rolled-back transaction reports nothing.
+    """
+
+    conn: Connection
+    effects: Effects = field(default_factory=Effects)
+
+
 class Database:
     """A lazily connecting pool: the service binds its port even while Postgres is away."""
 
@@ -79,8 +104,10 @@ class Database:
         max_size: int = 10,
         command_timeout: float = 30.0,
         idle_in_transaction_timeout: float = IDLE_IN_TRANSACTION_SECONDS,
+        on_commit: Callable[[Effects], None] | None = None,
     ) -> None:
         self._dsn = dsn
+        self._on_commit = on_commit
         self._max_size = max_size
         self._command_timeout = command_timeout
         self._idle_in_transaction_ms = str(round(idle_in_transaction_timeout * 1000))
@@ -152,10 +179,25 @@ class Database:
             log.warning("database_connection_lost_on_release", error_type=type(error).__name__)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
-        """One transaction: the single place write requests open one."""
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """One transaction: the single place writes open one; effects follow its commit."""
         async with self.connection() as conn, conn.transaction():
-            yield conn
+            tx = Transaction(conn)
+            yield tx
+        self._committed(tx.effects)
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[Transaction]:
+        """A connection whose statements commit one by one (a write of one statement
+        needs no BEGIN and COMMIT round trips); effects follow the block."""
+        async with self.connection() as conn:
+            tx = Transaction(conn)
+            yield tx
+        self._committed(tx.effects)
+
+    def _committed(self, effects: Effects) -> None:
+        if effects and self._on_commit is not None:
+            self._on_commit(effects)
 
     async def ping(self, timeout: float = 1.0) -> bool:
         try:

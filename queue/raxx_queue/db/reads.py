@@ -8,52 +8,32 @@ import asyncpg
 
 from raxx_queue.db.pool import Connection
 
-# One row per linked customer with its current subscription (view
-# billing_current_subscription) and the entitlement computed at read time. A read
+# One row per customer with its current subscription and what it may use now, from the
+# view billing_customer_state (entitlement and usable tier computed there, once). A read
 # touches only its customers' rows: an index lookup each, whatever the table sizes
 # (tests/db/test_read_plans.py).
 _CUSTOMER_SUMMARY = """
-SELECT c.id,
-       c.queue_customer_id,
-       c.stripe_customer_id,
-       c.billing_email,
-       c.billing_name,
-       c.deleted_at IS NOT NULL AS deleted,
-       c.created_at,
-       s.stripe_subscription_id,
-       coalesce(s.plan_tier, 'free') AS subscribed_tier,
-       coalesce(s.status, 'none') AS status,
-       s.current_period_end,
-       coalesce(s.cancel_at_period_end, false) AS cancel_at_period_end,
-       s.trial_end,
-       s.grace_until,
-       (c.deleted_at IS NULL AND coalesce(s.entitled, false)) AS entitled,
+SELECT cs.id, cs.queue_customer_id, cs.stripe_customer_id, cs.billing_email,
+       cs.billing_name, cs.deleted, cs.created_at, cs.stripe_subscription_id,
+       cs.subscribed_tier, cs.plan_tier, cs.status, cs.current_period_end,
+       cs.cancel_at_period_end, cs.trial_end, cs.grace_until, cs.entitled,
        m.feature_locked_at
-  FROM billing_customer AS c
-  LEFT JOIN LATERAL (
-        -- OFFSET 0 keeps this a per-customer lookup: flattened into a join, the view's
-        -- DISTINCT ON would rank every subscription there is on every read
-        SELECT * FROM billing_current_subscription AS cs
-         WHERE cs.stripe_customer_id = c.stripe_customer_id
-        OFFSET 0
-       ) AS s ON true
-  LEFT JOIN billing_subscription_mirror AS m ON m.queue_customer_id = c.queue_customer_id
+  FROM billing_customer_state AS cs
+  LEFT JOIN billing_subscription_mirror AS m ON m.queue_customer_id = cs.queue_customer_id
 """
 
-GET_CUSTOMER = _CUSTOMER_SUMMARY + "WHERE c.queue_customer_id = $1"
+GET_CUSTOMER = _CUSTOMER_SUMMARY + "WHERE cs.queue_customer_id = $1"
 
 LIST_CUSTOMERS = f"""
 SELECT * FROM (
     {_CUSTOMER_SUMMARY}
-     WHERE c.queue_customer_id IS NOT NULL AND c.id > $1
+     WHERE cs.queue_customer_id IS NOT NULL AND cs.id > $1
 ) AS summary
  WHERE ($2::text IS NULL OR status = $2)
-   AND ($3::text IS NULL OR CASE WHEN entitled THEN subscribed_tier ELSE 'free' END = $3)
+   AND ($3::text IS NULL OR plan_tier = $3)
  ORDER BY id
  LIMIT $4
 """  # noqa: S608 - built from a constant fragment, never from input
-
-CUSTOMER_EXISTS = "SELECT stripe_customer_id FROM billing_customer WHERE queue_customer_id = $1"
 
 LIST_INVOICES = """
 SELECT i.stripe_invoice_id, i.stripe_subscription_id, i.status, i.number, i.currency,
@@ -75,16 +55,6 @@ async def fetch_customers(
     conn: Connection, *, after_id: int, status: str | None, plan_tier: str | None, limit: int
 ) -> list[asyncpg.Record]:
     return await conn.fetch(LIST_CUSTOMERS, after_id, status, plan_tier, limit)
-
-
-async def fetch_stripe_customer_id(
-    conn: Connection, queue_customer_id: str
-) -> tuple[bool, str | None]:
-    """(customer exists, its Stripe customer id)."""
-    row = await conn.fetchrow(CUSTOMER_EXISTS, queue_customer_id)
-    if row is None:
-        return False, None
-    return True, row["stripe_customer_id"]
 
 
 async def fetch_invoices(

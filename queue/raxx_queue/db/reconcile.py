@@ -1,4 +1,4 @@
-"""SQL for reconcile: Queue's view of one Stripe customer, and job checkpoints."""
+"""SQL for reconcile: Queue's view of one Stripe customer, and the customers to check."""
 
 from __future__ import annotations
 
@@ -30,14 +30,6 @@ SELECT id, queue_customer_id, stripe_customer_id
 COUNT_CUSTOMERS_AFTER = (
     "SELECT count(*) FROM billing_customer WHERE stripe_customer_id IS NOT NULL AND id > $1"
 )
-STRIPE_ID_OF = "SELECT stripe_customer_id FROM billing_customer WHERE queue_customer_id = $1"
-GET_CHECKPOINT = "SELECT position FROM billing_job_checkpoint WHERE job = $1"
-SET_CHECKPOINT = """
-INSERT INTO billing_job_checkpoint (job, position) VALUES ($1, $2)
-ON CONFLICT ON CONSTRAINT billing_job_checkpoint_pkey
-DO UPDATE SET position = EXCLUDED.position, updated_at = now()
-"""
-CLEAR_CHECKPOINT = "DELETE FROM billing_job_checkpoint WHERE job = $1"
 
 
 async def local_state(
@@ -51,16 +43,3 @@ async def local_state(
         "subscriptions": {r["stripe_subscription_id"]: dict(r) for r in subscriptions},
         "invoices": {r["stripe_invoice_id"]: dict(r) for r in invoices},
     }
-
-
-async def get_checkpoint(conn: Connection, job: str) -> str | None:
-    position: str | None = await conn.fetchval(GET_CHECKPOINT, job)
-    return position
-
-
-async def set_checkpoint(conn: Connection, job: str, position: str) -> None:
-    await conn.execute(SET_CHECKPOINT, job, position)
-
-
-async def clear_checkpoint(conn: Connection, job: str) -> None:
-    await conn.execute(CLEAR_CHECKPOINT, job)

@@ -2,7 +2,7 @@
 
 One task per process. Each round claims due rows under a lease (see `outbox`), pushes
 the newest version of each with no transaction open, then records every result in one
-statement. It wakes on `Services.mirror_wakeup` (a local commit) or after a short poll
+statement. It wakes on `Wakeups.mirror` (a local commit) or after a short poll
 (work from other processes, retries coming due). While Raptor looks unavailable it
 probes with one row at a time, pausing between rounds, instead of sending the backlog
 into a dead endpoint.

@@ -79,23 +79,6 @@ UPDATE billing_subscription_mirror AS m
    AND m.push_lease_until = r.lease
 """
 
-# After an outage the rows that failed during it are retried at once, not at the end
-# of their (possibly long) individual backoff.
-RETRY_FAILED_NOW = """
-WITH failed AS (
-    SELECT queue_customer_id
-      FROM billing_subscription_mirror
-     WHERE version > pushed_version
-       AND push_attempts > 0
-       AND next_push_at > now()
-       FOR UPDATE SKIP LOCKED
-)
-UPDATE billing_subscription_mirror AS m
-   SET next_push_at = now()
-  FROM failed
- WHERE m.queue_customer_id = failed.queue_customer_id
-"""
-
 # Rows waiting to be pushed, and how long the longest-waiting one has waited: since it
 # became due (change or re-queue) or, once it has failed, since its last change.
 PENDING_STATS = """
@@ -132,10 +115,6 @@ UPDATE billing_subscription_mirror AS m
        push_attempts = 0
   FROM every
  WHERE m.queue_customer_id = every.queue_customer_id
-"""
-
-CUSTOMER_STRIPE_ID = """
-SELECT stripe_customer_id FROM billing_customer WHERE queue_customer_id = $1
 """
 
 
@@ -213,10 +192,6 @@ async def release_leases(conn: Connection, claims: Sequence[Claim]) -> None:
         )
 
 
-async def retry_failed_now(conn: Connection) -> int:
-    return _row_count(await conn.execute(RETRY_FAILED_NOW))
-
-
 async def pending_stats(conn: Connection) -> tuple[int, float]:
     """(pending rows, seconds the longest-waiting one has waited)."""
     record = await conn.fetchrow(PENDING_STATS)
@@ -233,14 +208,6 @@ async def requeue_customer(conn: Connection, queue_customer_id: str) -> dict[str
 async def requeue_all(conn: Connection) -> int:
     """Queue a push of every row; returns how many."""
     return _row_count(await conn.execute(REQUEUE_ALL))
-
-
-async def customer_stripe_id(conn: Connection, queue_customer_id: str) -> tuple[bool, str | None]:
-    """(customer exists, its Stripe customer id)."""
-    record = await conn.fetchrow(CUSTOMER_STRIPE_ID, queue_customer_id)
-    if record is None:
-        return False, None
-    return True, record["stripe_customer_id"]
 
 
 def _row_count(status: str) -> int:

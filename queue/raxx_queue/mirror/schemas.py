@@ -6,8 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from raxx_queue.api.deps import QUEUE_CUSTOMER_ID_PATTERN
-from raxx_queue.billing.schemas import PlanTier, SubscriptionStatus
+from raxx_queue.vocabulary import QUEUE_CUSTOMER_ID_PATTERN, PlanTier, SubscriptionStatus
 
 
 class MirrorRow(BaseModel):

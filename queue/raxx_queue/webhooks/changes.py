@@ -11,15 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from raxx_queue.errors import ServiceError
+from raxx_queue.vocabulary import INVOICE_STATUSES, STRIPE_SUBSCRIPTION_STATUSES, TIER_RANK
+from raxx_queue.webhooks.errors import InvalidEvent
 
 Json = dict[str, Any]
-TIER_RANK = {"free": 0, "pro": 1, "pro_plus": 2}
-
-
-class InvalidEvent(ServiceError):
-    status = 400
-    code = "INVALID_EVENT"
 
 
 @dataclass(frozen=True)
@@ -124,23 +119,9 @@ def subscription_fields(obj: Json, tiers: Mapping[str, str]) -> Json:
     }
 
 
-SUBSCRIPTION_STATUSES = frozenset(
-    {
-        "incomplete",
-        "incomplete_expired",
-        "trialing",
-        "active",
-        "past_due",
-        "canceled",
-        "unpaid",
-        "paused",
-    }
-)
-
-
 def subscription_change(_event_type: str, obj: Json, tiers: Mapping[str, str]) -> EventChange:
     fields = subscription_fields(obj, tiers)
-    if fields["status"] not in SUBSCRIPTION_STATUSES:
+    if fields["status"] not in STRIPE_SUBSCRIPTION_STATUSES:
         raise InvalidEvent("unknown subscription status")
     return EventChange(
         family="subscription",
@@ -160,9 +141,6 @@ INVOICE_EFFECTS = {
     "invoice.payment_succeeded": "paid",
     "invoice.payment_failed": "failed",
 }
-
-
-INVOICE_STATUSES = frozenset({"draft", "open", "paid", "uncollectible", "void"})
 
 
 def invoice_subscription_id(obj: Json) -> str | None:
@@ -202,18 +180,24 @@ def invoice_change(event_type: str, obj: Json, _tiers: Mapping[str, str]) -> Eve
     )
 
 
-def checkout_change(_event_type: str, obj: Json, _tiers: Mapping[str, str]) -> EventChange:
+def checkout_change(event_type: str, obj: Json, tiers: Mapping[str, str]) -> EventChange:
+    """Links the Checkout customer; a subscription the session carries expanded is
+    stored too (Stripe's events carry its id: its own events store it)."""
     customer_id = _id(obj.get("customer"))
     reference = obj.get("client_reference_id")
+    subscription = obj.get("subscription")
+    change: Json = {
+        "queue_customer_id": reference if isinstance(reference, str) else None,
+        "stripe_subscription_id": _id(subscription),
+        "mode": obj.get("mode"),
+    }
+    if isinstance(subscription, dict):
+        change["subscription"] = subscription_change(event_type, subscription, tiers).change
     return EventChange(
         family="checkout" if customer_id else "record",
         stripe_customer_id=customer_id,
         object_id=_id(obj),
-        change={
-            "queue_customer_id": reference if isinstance(reference, str) else None,
-            "stripe_subscription_id": _id(obj.get("subscription")),
-            "mode": obj.get("mode"),
-        },
+        change=change,
     )
 
 

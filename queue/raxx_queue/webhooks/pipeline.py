@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -9,8 +10,9 @@ import asyncpg
 import structlog
 
 from raxx_queue.db.pool import Database
-from raxx_queue.errors import ServiceError
+from raxx_queue.vocabulary import Actor
 from raxx_queue.webhooks.changes import EventChange, Json, build_change, subscription_change
+from raxx_queue.webhooks.errors import InvalidEvent
 
 log = structlog.get_logger(__name__)
 
@@ -45,34 +47,29 @@ class EventResult:
 class EventContext:
     """Who is applying the event, and with which configuration."""
 
-    price_tiers: dict[str, str]
+    price_tiers: Mapping[str, str]
     grace_days: int
     source: str = "webhook"
-    actor: str = "stripe"
+    actor: Actor = "stripe"
     request_id: str | None = None
     # the audit action; default "stripe.<event type>"
     action: str | None = None
 
 
-class MalformedEvent(ServiceError):
-    status = 400
-    code = "INVALID_EVENT"
-
-
 def event_envelope(event: Any) -> tuple[str, str, int, Json]:
-    """(id, type, created, data.object) of a parsed event, or MalformedEvent."""
+    """(id, type, created, data.object) of a parsed event, or InvalidEvent."""
     if not isinstance(event, dict):
-        raise MalformedEvent("event is not a JSON object")
+        raise InvalidEvent("event is not a JSON object")
     event_id, event_type, created = event.get("id"), event.get("type"), event.get("created")
     obj = event.get("data", {}).get("object") if isinstance(event.get("data"), dict) else None
     if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
-        raise MalformedEvent("event has no id")
+        raise InvalidEvent("event has no id")
     if not isinstance(event_type, str) or not event_type or len(event_type) > 255:
-        raise MalformedEvent("event has no type")
+        raise InvalidEvent("event has no type")
     if not isinstance(created, int) or isinstance(created, bool) or created <= 0:
-        raise MalformedEvent("event has no created time")
+        raise InvalidEvent("event has no created time")
     if not isinstance(obj, dict):
-        raise MalformedEvent("event has no data.object")
+        raise InvalidEvent("event has no data.object")
     return event_id, event_type, created, obj
 
 
@@ -90,12 +87,12 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 
 def check_nesting(payload: bytes, event: Any) -> None:
-    """MalformedEvent if the event nests deeper than any Stripe event does."""
+    """InvalidEvent if the event nests deeper than any Stripe event does."""
     # fast path: a document with few brackets cannot be deep
     if payload.count(b"{") + payload.count(b"[") <= MAX_EVENT_DEPTH:
         return
     if isinstance(event, dict | list) and _deeper_than(event, MAX_EVENT_DEPTH):
-        raise MalformedEvent(f"event nests deeper than {MAX_EVENT_DEPTH} levels")
+        raise InvalidEvent(f"event nests deeper than {MAX_EVENT_DEPTH} levels")
 
 
 def _params(event: Json, change: EventChange, context: EventContext, force: bool) -> Json:
@@ -127,13 +124,16 @@ def apply_params(event: Json, context: EventContext) -> Json:
 
 
 async def _apply(db: Database, params: Json) -> asyncpg.Record:
-    async with db.connection() as conn:
+    # one statement, so no BEGIN and COMMIT round trips: it commits by itself
+    async with db.autocommit() as tx:
         try:
-            row = await conn.fetchrow(APPLY_EVENT, params)
+            row = await tx.conn.fetchrow(APPLY_EVENT, params)
         except UNSTORABLE as error:
             log.warning("event_unstorable", event_id=params["event_id"], sqlstate=error.sqlstate)
-            raise MalformedEvent("event holds a value Queue cannot store") from None
-    assert row is not None
+            raise InvalidEvent("event holds a value Queue cannot store") from None
+        assert row is not None
+        tx.effects.audited = row["outcome"] == "applied"
+        tx.effects.mirror_changed = row["mirror_changed"]
     return row
 
 

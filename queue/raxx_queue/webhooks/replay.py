@@ -8,26 +8,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from raxx_queue.db.events import known_event_ids
 from raxx_queue.db.pool import Database
 from raxx_queue.errors import ServiceError
 from raxx_queue.settings import ConfigError
 from raxx_queue.stripe_gateway import StripeGateway
+from raxx_queue.webhooks.errors import ReplayStopped
 from raxx_queue.webhooks.pipeline import EventContext, apply_stripe_event
 
 Json = dict[str, Any]
 MAX_AGE_SECONDS = 30 * 86_400  # Stripe keeps events for 30 days
-KNOWN_EVENTS = "SELECT event_id FROM processed_stripe_events WHERE event_id = ANY($1::text[])"
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-
-
-class ReplayStopped(ServiceError):
-    status = 500
-    code = "REPLAY_STOPPED"
-
-    def __init__(self, event_id: str, reason: str) -> None:
-        super().__init__(f"replay stopped at {event_id}: {reason}")
-        self.event_id = event_id
 
 
 def parse_since(text: str) -> int:
@@ -85,10 +77,7 @@ async def replay_events(
     """Apply the events not yet processed, oldest first; stop at the first failure."""
     report = ReplayReport(listed=len(events))
     async with db.connection() as conn:
-        known = {
-            r["event_id"]
-            for r in await conn.fetch(KNOWN_EVENTS, [str(e.get("id")) for e in events])
-        }
+        known = await known_event_ids(conn, [str(e.get("id")) for e in events])
     report.already_processed = len(known)
     pending = [e for e in events if e.get("id") not in known]
     for done, event in enumerate(pending, start=1):

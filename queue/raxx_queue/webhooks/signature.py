@@ -16,24 +16,13 @@ from dataclasses import dataclass
 
 import stripe
 
-from raxx_queue.errors import ServiceError
+from raxx_queue.webhooks.errors import InvalidSignature
 
 # Stripe sends one v1 per active secret: a handful at most.
 MAX_HEADER_CHARS = 2048
 _KEY = re.compile(r"[a-z][a-z0-9]{0,15}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _V1 = re.compile(r"[0-9a-f]{64}")
-
-
-class InvalidSignature(ServiceError):
-    """Any verification failure; the public message is the same for every reason."""
-
-    status = 400
-    code = "INVALID_SIGNATURE"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__("webhook signature verification failed")
-        self.reason = reason
 
 
 @dataclass(frozen=True)
