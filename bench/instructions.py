@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tests.conftest import make_settings
-from tests.peers.stripe_events import sign
 from tests.support import values
 from tests.support.database import create_database, drop_database, migrate, server_url
 
 from bench.stream import CustomerBlocks
 from raxx_queue.app import create_app
+from raxx_queue.simulator.events import sign
 
 PATH = "/api/v1/billing/webhook"
 

@@ -103,7 +103,7 @@ def get_request(host: str, path: str, token: str | None) -> bytes:
 
 
 def sign_bodies(bodies: Sequence[bytes], secret: str, host: str) -> list[bytes]:
-    from tests.peers.stripe_events import sign
+    from raxx_queue.simulator.events import sign
 
     moment = int(time.time())
     return [webhook_request(host, body, sign(body, secret, moment)) for body in bodies]

@@ -22,11 +22,12 @@ from typing import Any
 
 import asyncpg
 import httpx
-from tests.peers.stripe_events import signed
 from tests.support import values
 from tests.support.database import create_database, drop_database, migrate, server_url
 from tests.support.event_stream import event_stream, snapshot
 from tests.support.process import running_service, service_env
+
+from raxx_queue.simulator.events import signed
 
 
 async def send_all(url: str, events: list[dict[str, Any]], concurrency: int) -> Counter[str]:

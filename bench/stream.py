@@ -12,8 +12,9 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from tests.peers.stripe_events import event_body
 from tests.support.event_stream import customer_lifecycle
+
+from raxx_queue.simulator.events import event_body
 
 EVENTS_PER_CUSTOMER = 10
 

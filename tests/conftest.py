@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from raxx_queue.api.deps import Services, app_services
 from raxx_queue.app import create_app
 from raxx_queue.settings import Settings
-from tests.peers.stripe_double import StripeDouble
+from raxx_queue.simulator.double import StripeDouble
 from tests.support import values
 from tests.support.database import (
     create_database,

@@ -8,6 +8,8 @@ ingestion of Stripe events; the billing flows; the HTTP API; the entry points.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "queue" / "raxx_queue"
@@ -36,6 +38,9 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("ingestion", frozenset({"webhooks"})),
     ("flows", frozenset({"billing"})),
     ("http", frozenset({"api"})),
+    # a development tool: above everything it exercises; `raxx-queue dev` starts it,
+    # nothing that serves imports it (test_the_serving_path_never_loads_the_simulator)
+    ("dev tools", frozenset({"simulator"})),
     ("entry points", frozenset({"app", "cli", "operator_jobs", "supervisor"})),
 )
 
@@ -79,3 +84,23 @@ def test_no_import_points_up_the_layers() -> None:
 def test_every_module_has_a_layer() -> None:
     for path in PACKAGE.rglob("*.py"):
         layer_of(path.relative_to(PACKAGE).parts[0].removesuffix(".py"))
+
+
+def test_the_serving_path_never_loads_the_simulator() -> None:
+    """What `raxx-queue serve` imports to build and run the app leaves the simulator out."""
+    code = (
+        "import sys, raxx_queue.cli, raxx_queue.app, raxx_queue.supervisor\n"
+        "from raxx_queue.settings import Settings\n"
+        "raxx_queue.app.create_app(Settings(queue_env='test'))\n"
+        "loaded = [m for m in sys.modules if m.startswith('raxx_queue.simulator')]\n"
+        "print(loaded)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PACKAGE.parents[1],
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.peers.stripe_events import signed
+from raxx_queue.simulator.events import signed
 from tests.support import values
 from tests.support.database import Conn
 from tests.support.faults import CuttableProxy, postgres_address, via_port

@@ -18,8 +18,8 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
 from raxx_queue.sentry import init_sentry
+from raxx_queue.simulator.events import event_body, sign
 from tests.conftest import AppFactory, make_settings
-from tests.peers.stripe_events import event_body, sign
 from tests.support import values
 from tests.support.database import Conn
 from tests.support.webhooks import WEBHOOK, customer_event

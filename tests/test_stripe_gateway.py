@@ -11,6 +11,9 @@ import pytest
 import stripe
 
 from raxx_queue.logs import configure_logging
+from raxx_queue.simulator.double import StripeDouble
+from raxx_queue.simulator.events import build_event
+from raxx_queue.simulator.objects import customer_obj, subscription_obj
 from raxx_queue.stripe_errors import (
     StripeCardError,
     StripeIdempotencyConflict,
@@ -26,9 +29,6 @@ from raxx_queue.stripe_gateway import (
     build_stripe_gateway,
 )
 from tests.conftest import make_settings
-from tests.peers.stripe_double import StripeDouble
-from tests.peers.stripe_events import build_event
-from tests.peers.stripe_objects import customer_obj, subscription_obj
 from tests.support import values
 from tests.support.logs import CapturedLogs
 

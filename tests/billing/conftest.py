@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from raxx_queue.settings import Settings
+from raxx_queue.simulator.double import StripeDouble
 from tests.conftest import AppFactory, make_settings, running_app
-from tests.peers.stripe_double import StripeDouble
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.peers.stripe_double import RecordedRequest, StripeDouble
-from tests.peers.stripe_objects import customer_obj, subscription_obj
+from raxx_queue.simulator.double import RecordedRequest, StripeDouble
+from raxx_queue.simulator.objects import customer_obj, subscription_obj
 from tests.support import seed, values
 from tests.support.database import Conn
 

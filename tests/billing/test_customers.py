@@ -7,8 +7,8 @@ import asyncio
 import httpx
 import pytest
 
+from raxx_queue.simulator.double import StripeDouble
 from tests.conftest import AppFactory
-from tests.peers.stripe_double import StripeDouble
 from tests.support import values
 from tests.support.database import Conn
 from tests.support.logs import CapturedLogs

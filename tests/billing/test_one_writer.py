@@ -16,18 +16,18 @@ from typing import Any
 import pytest
 
 from raxx_queue.plans import price_tiers
-from raxx_queue.webhooks.pipeline import EventContext
-from raxx_queue.webhooks.replay import list_events, replay_events
-from tests.billing.support import subscribe_body
-from tests.conftest import AppClient
-from tests.peers.stripe_double import StripeDouble
-from tests.peers.stripe_events import (
+from raxx_queue.simulator.double import StripeDouble
+from raxx_queue.simulator.events import (
     build_event,
     checkout_session_obj,
     customer_obj,
     subscription_obj,
 )
-from tests.peers.stripe_objects import subscription_item_obj
+from raxx_queue.simulator.objects import subscription_item_obj
+from raxx_queue.webhooks.pipeline import EventContext
+from raxx_queue.webhooks.replay import list_events, replay_events
+from tests.billing.support import subscribe_body
+from tests.conftest import AppClient
 from tests.support import values
 from tests.support.database import Conn, truncate_all
 from tests.support.webhooks import PERIOD_END, T0, deliver_ok

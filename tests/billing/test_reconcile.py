@@ -11,10 +11,10 @@ import pytest
 
 from raxx_queue.billing.reconcile import reconcile_all, reconcile_context
 from raxx_queue.plans import price_tiers
+from raxx_queue.simulator.double import StripeDouble
+from raxx_queue.simulator.events import build_event, customer_obj, invoice_obj, subscription_obj
+from raxx_queue.simulator.server import StripeServer
 from tests.conftest import AppClient
-from tests.peers.stripe_double import StripeDouble
-from tests.peers.stripe_events import build_event, customer_obj, invoice_obj, subscription_obj
-from tests.peers.stripe_server import StripeServer
 from tests.support import values
 from tests.support.database import Conn
 from tests.support.logs import CapturedLogs

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from raxx_queue.billing.idempotency import PORTAL_WINDOW_SECONDS
+from raxx_queue.simulator.double import StripeDouble
 from tests.conftest import AppFactory
-from tests.peers.stripe_double import StripeDouble
 from tests.support import seed, values
 from tests.support.database import Conn
 from tests.support.logs import CapturedLogs

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.peers.stripe_double import StripeDouble
+from raxx_queue.simulator.double import StripeDouble
 from tests.support import values
 from tests.support.database import Conn
 

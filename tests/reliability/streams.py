@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.peers.stripe_events import signed
+from raxx_queue.simulator.events import signed
 from tests.support import values
 from tests.support.database import Conn
 from tests.support.event_stream import Event

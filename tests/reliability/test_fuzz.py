@@ -33,8 +33,8 @@ from schemathesis.checks import (
 from schemathesis.python import asgi
 
 from raxx_queue.app import create_app
+from raxx_queue.simulator.double import StripeDouble
 from tests.conftest import make_settings, running_app
-from tests.peers.stripe_double import StripeDouble
 from tests.support import values
 from tests.support.database import truncate_all
 from tests.support.webhooks import WEBHOOK

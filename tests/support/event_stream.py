@@ -7,9 +7,9 @@ from typing import Any
 
 import asyncpg
 
+from raxx_queue.simulator.events import build_event
+from raxx_queue.simulator.objects import deleted_customer_obj
 from tests.conftest import make_settings, running_app
-from tests.peers.stripe_events import build_event
-from tests.peers.stripe_objects import deleted_customer_obj
 from tests.support import values
 from tests.support.database import Conn, create_database, drop_database, migrate
 from tests.support.webhooks import T0, customer_event, deliver, invoice_event, subscription_event

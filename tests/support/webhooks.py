@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.peers.stripe_events import (
+from raxx_queue.simulator.events import (
     build_event,
     customer_obj,
     invoice_obj,

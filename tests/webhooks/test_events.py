@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.peers.stripe_events import build_event, checkout_session_obj
+from raxx_queue.simulator.events import build_event, checkout_session_obj
 from tests.support import values
 from tests.support.database import Conn
 from tests.support.logs import CapturedLogs

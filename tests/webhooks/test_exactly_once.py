@@ -7,7 +7,7 @@ from collections import Counter
 
 import httpx
 
-from tests.peers.stripe_events import event_body, signed
+from raxx_queue.simulator.events import event_body, signed
 from tests.support import values
 from tests.support.database import Conn
 from tests.support.webhooks import WEBHOOK, deliver, subscription_event

@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 
+from raxx_queue.simulator.double import StripeDouble
+from raxx_queue.simulator.events import subscription_obj
 from tests.conftest import AppFactory
-from tests.peers.stripe_double import StripeDouble
-from tests.peers.stripe_events import subscription_obj
 from tests.support import values
 from tests.support.database import Conn
 from tests.support.webhooks import (

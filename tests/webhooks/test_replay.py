@@ -13,11 +13,11 @@ import pytest
 
 from raxx_queue.plans import price_tiers
 from raxx_queue.settings import ConfigError
+from raxx_queue.simulator.double import StripeDouble
+from raxx_queue.simulator.server import StripeServer
 from raxx_queue.webhooks.pipeline import EventContext
 from raxx_queue.webhooks.replay import list_events, parse_since, replay_events
 from tests.conftest import AppClient
-from tests.peers.stripe_double import StripeDouble
-from tests.peers.stripe_server import StripeServer
 from tests.support import values
 from tests.support.database import Conn
 from tests.support.process import run_cli, service_env

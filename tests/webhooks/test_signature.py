@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from raxx_queue.simulator.events import event_body, sign, sign_multi, signed
 from raxx_queue.webhooks.signature import InvalidSignature, verify_signature
 from tests.conftest import AppFactory
-from tests.peers.stripe_events import event_body, sign, sign_multi, signed
 from tests.support import values
 from tests.support.database import TABLES, Conn
 from tests.support.logs import CapturedLogs

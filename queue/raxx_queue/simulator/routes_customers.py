@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from . import stripe_objects as objects
-from .stripe_fixtures import Json
-from .stripe_state import (
+from raxx_queue.simulator import objects
+from raxx_queue.simulator.fixtures import Json
+from raxx_queue.simulator.state import (
     Call,
     StripeState,
     created_matches,

@@ -38,11 +38,11 @@ from typing import Literal
 import httpx
 import stripe
 
-from .stripe_fixtures import Json
-from .stripe_form import decode_form
-from .stripe_routes import resolve
-from .stripe_state import Call, StripeApiError, StripeState
-from .stripe_transport import InstantRetryHTTPXClient
+from raxx_queue.simulator.fixtures import Json
+from raxx_queue.simulator.form import decode_form
+from raxx_queue.simulator.routes import resolve
+from raxx_queue.simulator.state import Call, StripeApiError, StripeState
+from raxx_queue.simulator.transport import InstantRetryHTTPXClient
 
 STRIPE_DOUBLE_API_BASE = "https://api.stripe.test"
 

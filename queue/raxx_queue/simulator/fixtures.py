@@ -11,22 +11,13 @@ from typing import Any
 
 Json = dict[str, Any]
 
-_REPO = Path(__file__).resolve().parents[2]
-_CANDIDATES = (
-    _REPO / "tests" / "fixtures" / "stripe" / "fixtures3.json",
-    _REPO.parent / "shared" / "stripe" / "fixtures3.json",
-)
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "fixtures3.json"
 
 
 def fixtures_path() -> Path:
-    """Where the fixtures live: `QUEUE_STRIPE_FIXTURES`, a vendored copy, or `../shared/stripe/`."""
+    """Where the fixtures live: `QUEUE_STRIPE_FIXTURES`, else the copy beside this module."""
     override = os.environ.get("QUEUE_STRIPE_FIXTURES")
-    if override:
-        return Path(override)
-    for candidate in _CANDIDATES:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"fixtures3.json not found; looked in {[str(c) for c in _CANDIDATES]}")
+    return Path(override) if override else FIXTURES
 
 
 @functools.cache

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .stripe_fixtures import Json
-from .stripe_objects import new_id
+from raxx_queue.simulator.fixtures import Json
+from raxx_queue.simulator.objects import new_id
 
 # id prefix → the store holding that kind of object
 _STORE_BY_PREFIX = {

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from .stripe_double import StripeDouble
+from raxx_queue.simulator.double import StripeDouble
 
 
 def _free_port() -> int:

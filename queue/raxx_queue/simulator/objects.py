@@ -13,7 +13,7 @@ import secrets
 import string
 import time
 
-from .stripe_fixtures import Json, fixture
+from raxx_queue.simulator.fixtures import Json, fixture
 
 MONTH_SECONDS = 30 * 86_400
 DEFAULT_AMOUNT = 2000

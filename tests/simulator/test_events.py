@@ -8,7 +8,7 @@ import time
 import pytest
 import stripe
 
-from .stripe_events import (
+from raxx_queue.simulator.events import (
     build_event,
     checkout_session_obj,
     customer_obj,

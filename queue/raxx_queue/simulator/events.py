@@ -19,8 +19,8 @@ from typing import Any
 
 import stripe
 
-from .stripe_fixtures import Json, fixture
-from .stripe_objects import (
+from raxx_queue.simulator.fixtures import Json, fixture
+from raxx_queue.simulator.objects import (
     checkout_session_obj,
     customer_obj,
     invoice_obj,

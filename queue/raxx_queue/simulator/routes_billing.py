@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import stripe_objects as objects
-from .stripe_fixtures import Json, fixture
-from .stripe_state import (
+from raxx_queue.simulator import objects
+from raxx_queue.simulator.fixtures import Json, fixture
+from raxx_queue.simulator.state import (
     Call,
     StripeApiError,
     StripeState,

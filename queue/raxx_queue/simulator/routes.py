@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from . import stripe_routes_billing as billing
-from . import stripe_routes_customers as customers
-from .stripe_fixtures import Json
-from .stripe_state import (
+from raxx_queue.simulator import routes_billing as billing
+from raxx_queue.simulator import routes_customers as customers
+from raxx_queue.simulator.fixtures import Json
+from raxx_queue.simulator.state import (
     Call,
     Handler,
     StripeApiError,
