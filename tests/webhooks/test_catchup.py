@@ -10,6 +10,7 @@ import orjson
 
 from raxx_queue.simulator.double import StripeDouble
 from raxx_queue.webhooks.catchup import Window
+from tests.support import values
 from tests.support.catchup import (
     audit_verified,
     catchup_app,
@@ -269,3 +270,20 @@ async def _wait_for_lock_waiters(db: Conn, count: int, timeout: float = 20.0) ->
     while await db.fetchval(query) < count:
         assert loop.time() < deadline, f"{count} lock waiters not seen in {timeout}s"
         await asyncio.sleep(0.02)
+
+
+async def test_the_lag_and_the_runs_are_exposed_as_metrics(
+    clean_db: str, stripe_double: StripeDouble
+) -> None:
+    stream = recent_stream(1, span=600)
+    for event in stream:
+        stripe_double.add_event(event, delivered=False)
+    async with catchup_app(clean_db, stripe_double) as client:
+        report = await worker(client).run_once(force=True)
+        text = (await client.get("/metrics", headers=values.CONSOLE)).text
+
+    assert report is not None
+    assert report.lag_after_seconds == 0
+    assert "\nqueue_stripe_event_lag_seconds 0.0\n" in text
+    assert 'queue_catchup_applied_total{type="customer.subscription.created"}' in text
+    assert 'queue_catchup_runs_total{outcome="ok"}' in text

@@ -24,7 +24,7 @@ import structlog
 
 from raxx_queue.db import jobs
 from raxx_queue.db.pool import UNAVAILABLE, Database
-from raxx_queue.metrics import CATCHUP_RUNS
+from raxx_queue.metrics import CATCHUP_RUNS, STRIPE_EVENT_LAG
 from raxx_queue.plans import price_tiers
 from raxx_queue.settings import Settings
 from raxx_queue.stripe_gateway import StripeGateway
@@ -64,6 +64,13 @@ class CatchupConfig:
             backoff_cap=self.backoff_cap,
             max_wait=self.max_wait,
         )
+
+
+def run_lag(report: dict[str, Any]) -> int | None:
+    """The lag a stored run measured: after its work, or before it if it stopped early."""
+    after = report.get("lag_after_seconds")
+    lag = after if after is not None else report.get("lag_before_seconds")
+    return lag if isinstance(lag, int) else None
 
 
 def _holder() -> str:
@@ -124,13 +131,23 @@ class EventCatchup:
         poll = min(self._config.poll_seconds, self._interval)
         while True:
             try:
-                await self.run_once(force=force)
+                if await self.run_once(force=force) is None:
+                    await self._refresh_lag()
             except UNAVAILABLE:
                 log.warning("catchup_database_unavailable")
             except Exception as error:
                 log.error("catchup_loop_error", error_type=type(error).__name__, exc_info=True)
             force = False
             await asyncio.sleep(poll)
+
+    async def _refresh_lag(self) -> None:
+        """Report the lag the last run measured, whichever process ran it: every dyno
+        answers a scrape with the same, current value."""
+        async with self._db.connection() as conn:
+            run = await jobs.latest_run(conn, JOB)
+        lag = run_lag(run["report"]) if run is not None else None
+        if lag is not None:
+            STRIPE_EVENT_LAG.set(lag)
 
     async def run_once(self, *, force: bool = False) -> CatchupReport | None:
         """One run if this process gets the lease (and it is due, unless forced); None
@@ -211,8 +228,7 @@ async def catchup_health(db: Database, *, enabled: bool) -> dict[str, Any]:
     if run is None:
         return status
     report = run["report"]
-    after = report.get("lag_after_seconds")
-    status["lag_seconds"] = after if after is not None else report.get("lag_before_seconds")
+    status["lag_seconds"] = run_lag(report)
     status["checked_at"] = run["finished_at"].isoformat()
     status["last_run"] = {
         "outcome": run["outcome"],
