@@ -147,6 +147,24 @@ async def test_a_checkpoint_older_than_stripes_30_days_is_reported_not_skipped(
     assert "reconcile --all" in line["hint"]
 
 
+async def test_a_first_run_on_a_quiet_account_reports_no_gap(
+    clean_db: str, stripe_double: StripeDouble
+) -> None:
+    """Without a checkpoint the anchor is only the newest event Queue holds: received
+    long ago, it says nothing was missed, and the run looks back as far as Stripe keeps."""
+    [long_ago] = recent_stream(1, span=60, end=int(time.time()) - 40 * 86_400)[:1]
+    [recent] = recent_stream(1, span=60)[-1:]
+    stripe_double.add_event(recent, delivered=True)
+    async with catchup_app(clean_db, stripe_double) as client:
+        assert await deliver_ok(client, long_ago) == "applied"
+        report = await worker(client).run_once(force=True)
+
+    assert report is not None
+    assert report.outcome == "ok"
+    assert report.gap is None
+    assert report.applied_count == 1
+
+
 async def test_reads_are_paced_under_the_configured_rate(
     clean_db: str, stripe_double: StripeDouble
 ) -> None:

@@ -1,10 +1,11 @@
 """One catch-up run: find the Stripe events Queue never received, and apply them.
 
 First what Stripe says it could not deliver (`delivery_success=false`: failed, or
-still being retried), as far back as Stripe keeps events on the first run and a day
+still being retried), as far back as Stripe keeps events on the first run and an hour
 before the checkpoint after that. Then every event of the handled types since the
-checkpoint (on the first run, since the newest event Queue holds), an hour at a time,
-oldest first, the checkpoint moving past each hour once it is applied. Only events
+checkpoint (on the first run, since the newest event Queue holds), a slice at a time
+(an hour at first, longer over quiet stretches), oldest first, the checkpoint moving
+past each slice once it is applied. Only events
 Queue has not recorded are applied, through the webhook's own statement
 (`apply_stripe_event`: dedupe, ordering guard, mirror, audit as actor `catchup`), so a
 webhook delivering the same event at the same moment leaves one effect.
@@ -34,7 +35,7 @@ from raxx_queue.sentry import capture_operational_event
 from raxx_queue.stripe_errors import StripeGatewayError, StripeUnavailable
 from raxx_queue.stripe_gateway import StripeGateway
 from raxx_queue.webhooks.errors import InvalidEvent
-from raxx_queue.webhooks.event_listing import EventReader
+from raxx_queue.webhooks.event_listing import PAGE_SIZE, EventReader
 from raxx_queue.webhooks.pipeline import EventContext, apply_stripe_event
 
 log = structlog.get_logger(__name__)
@@ -54,11 +55,19 @@ class LeaseLost(Exception):
 class Window:
     """Tuning of what a run lists."""
 
+    # the first slice of the window; a slice that held less than a page of events makes
+    # the next twice as long (up to max_slice_seconds), one of over ten pages halves it:
+    # quiet stretches cost few requests, busy ones never fill memory
     slice_seconds: int = 3600
+    max_slice_seconds: int = 7 * 86_400
+    min_slice_seconds: int = 60
     # an event is listable a little after its `created`: each window starts this much
     # before the checkpoint, so a late one is still found
     overlap_seconds: int = 300
-    undelivered_lookback_seconds: int = 86_400
+    # what the undelivered pass adds before the checkpoint: events listed late. Kept
+    # short: another endpoint on the account that always fails makes every event
+    # "undelivered", and this pass would then list all of them again each run
+    undelivered_lookback_seconds: int = 3600
 
 
 @dataclass
@@ -195,24 +204,34 @@ class CatchupRun:
             # nothing to measure from: Queue takes over from now on
             await self._save_checkpoint(now + 1)
         else:
-            await self._catch_up_since(anchor, oldest, now + 1)
+            await self._catch_up_since(anchor, oldest, now + 1, first=through is None)
 
         report.newest_applied_after = await self._newest_applied()
         report.lag_after_seconds = event_lag(report.newest_at_stripe, report.newest_applied_after)
         self._publish_lag(report.lag_after_seconds)
 
-    async def _catch_up_since(self, anchor: int, oldest: int, end: int) -> None:
+    async def _catch_up_since(self, anchor: int, oldest: int, end: int, *, first: bool) -> None:
         start = anchor - self.window.overlap_seconds
         if start < oldest:
-            self._report_gap(anchor, oldest)
+            # a checkpoint this old means the catch-up itself was off or stuck; on the
+            # first run the anchor is only the newest event Queue holds, which a quiet
+            # account may have received long ago without missing anything
+            if not first:
+                self._report_gap(anchor, oldest)
             start = oldest
         self.report.window.update({"from": start, "to": end})
-        cursor = start
+        cursor, length = start, self.window.slice_seconds
         while cursor < end:
-            slice_end = min(cursor + self.window.slice_seconds, end)
+            slice_end = min(cursor + length, end)
+            listed = self.report.listed
             await self._apply(await self._unknown(cursor, slice_end, undelivered=False))
             await self._save_checkpoint(slice_end)
             cursor = slice_end
+            listed = self.report.listed - listed
+            if listed < PAGE_SIZE:
+                length = min(2 * length, self.window.max_slice_seconds)
+            elif listed > 10 * PAGE_SIZE:
+                length = max(length // 2, self.window.min_slice_seconds)
 
     def _report_gap(self, anchor: int, oldest: int) -> None:
         self.report.gap = {"from": anchor, "to": oldest}
