@@ -256,6 +256,8 @@ class StripeGateway:
         notification: stripe.v2.core.EventNotification
         try:
             notification = self._client.parse_event_notification_without_verification(text)
+        except RecursionError as error:  # nested beyond what any notification is
+            raise ValueError("not a thin event notification") from error
         except (KeyError, TypeError, AttributeError):
             try:
                 parsed = orjson.loads(text)
