@@ -104,7 +104,7 @@ def create_app(
         dsn = settings.database_dsn()
         if dsn is None:
             raise ConfigError("DATABASE_URL: not set (the CLI starts an embedded database)")
-        db = Database(dsn, max_size=settings.database_pool_size)
+        db = Database(dsn, max_size=settings.database_pool_size, mode=settings.database_pool_mode)
         await db.open()
         gateway = build_stripe_gateway(settings, stripe_transport)
         services = Services(

@@ -144,12 +144,13 @@ async def _verify_audit(settings: Settings) -> dict[str, object]:
     import asyncpg
 
     from raxx_queue.audit.chain import verify_chain
+    from raxx_queue.db.pooling import connect_options
 
     if settings.billing_audit_hmac_key is None:
         raise ConfigError("BILLING_AUDIT_HMAC_KEY: required to verify the audit chain")
     dsn = settings.database_dsn()
     assert dsn is not None
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, **connect_options(settings.database_pool_mode))
     try:
         report = await verify_chain(
             conn, settings.billing_audit_hmac_key.get_secret_value().encode()

@@ -32,7 +32,7 @@ async def job_resources(settings: Settings) -> AsyncIterator[JobResources]:
     stripe = build_stripe_gateway(settings, None)
     if stripe is None:
         raise ConfigError("STRIPE_RESTRICTED_KEY: required to read from Stripe")
-    db = Database(dsn, max_size=4)
+    db = Database(dsn, max_size=4, mode=settings.database_pool_mode)
     await db.open()
     try:
         yield JobResources(db, stripe)

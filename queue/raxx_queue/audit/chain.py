@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +56,14 @@ UPDATE billing_action_log AS l
  WHERE l.id = s.id
 """
 COUNT_UNSEALED = "SELECT count(*) FROM billing_action_log WHERE row_hash IS NULL"
-WALK = f"SELECT {_ROW_COLUMNS} FROM billing_action_log ORDER BY id"  # noqa: S608
+# Pages by id rather than a server-side cursor: a cursor needs a named prepared
+# statement, which a transaction pooler leaves behind on a server session that the
+# next process's asyncpg then collides with.
+WALK_PAGE = f"""
+SELECT {_ROW_COLUMNS} FROM billing_action_log WHERE id > $1 ORDER BY id LIMIT $2
+"""  # noqa: S608
+WALK_PAGE_SIZE = 1000
+BEFORE_FIRST_ID = -(2**63)
 
 
 def canonical(row: asyncpg.Record | dict[str, Any]) -> bytes:
@@ -146,13 +153,25 @@ class ChainReport:
         }
 
 
+async def _walk(conn: Connection) -> AsyncIterator[asyncpg.Record]:
+    """Every row in id order, a page at a time, inside the caller's snapshot."""
+    after = BEFORE_FIRST_ID
+    while True:
+        page = await conn.fetch(WALK_PAGE, after, WALK_PAGE_SIZE)
+        for row in page:
+            yield row
+        if len(page) < WALK_PAGE_SIZE:
+            return
+        after = page[-1]["id"]
+
+
 async def verify_chain(conn: Connection, key: bytes) -> ChainReport:
     """Walk the log in id order; name the first row changed, removed before, or reordered."""
     prev = GENESIS
     rows = 0
     unsealed = 0
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        async for row in conn.cursor(WALK, prefetch=1000):
+        async for row in _walk(conn):
             rows += 1
             if row["row_hash"] is None:
                 unsealed += 1
