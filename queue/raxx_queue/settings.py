@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=100)
     # `transaction` behind PgBouncer in transaction mode (Heroku's connection pooling)
     database_pool_mode: PoolMode = PoolMode.SESSION
+    # the plan's connection limit (Heroku Essential: 20), checked at start-up
+    database_connection_limit: int | None = Field(default=None, ge=1)
+    # connections kept free for the release phase and one-off dynos
+    database_connection_reserve: int = Field(default=6, ge=0)  # db.budget.DEFAULT_RESERVE
     queue_data_dir: Path = Path(".queue-data")
     queue_migrations_dir: Path | None = None
     flag_queue_billing: bool = False
