@@ -58,9 +58,11 @@ class Images:
 
 @pytest.fixture(scope="module")
 def images() -> Iterator[Images]:
+    if os.geteuid() != 0:
+        # .ci/run runs as root; GitHub's CI runs this file in a step of its own, with sudo
+        pytest.skip("rootful podman needs root")
     missing = podman.missing_tools()
     assert not missing, f"{missing} not installed: run scripts/bootstrap.sh"
-    assert os.geteuid() == 0, "the container test runs rootful podman (root, as in CI)"
     with tempfile.TemporaryDirectory(prefix="queue-images-") as workdir:
         started = time.monotonic()
         base = podman.base_image()
