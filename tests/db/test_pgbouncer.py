@@ -1,9 +1,9 @@
 """Queue behind a real PgBouncer in transaction mode, as Heroku's connection pooling runs.
 
-Each transaction may land on another server session there: webhooks, reads, the mirror
-dispatcher, the audit sealer, grace expiry and the operator's audit verify must keep
-nothing in a session. The crash and two-process tests run through it too
-(tests/reliability, the `route` fixture).
+Each transaction may land on another server session there: webhooks, reads, the write
+flows (subscribe, portal, mirror-sync), the mirror dispatcher, the audit sealer, grace
+expiry and the operator's audit verify must keep nothing in a session. The crash and
+two-process tests run through it too (tests/reliability, the `route` fixture).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pytest
 from raxx_queue.db.pool import Database
 from raxx_queue.errors import DatabaseUnavailable
 from raxx_queue.settings import PoolMode
+from tests.billing.support import subscribe_body
 from tests.conftest import make_settings, running_app
 from tests.mirror.steps import FAST, accepted_version
 from tests.peers.raptor_receiver import RaptorReceiver
@@ -103,6 +104,36 @@ async def test_reads(pooled: httpx.AsyncClient) -> None:
     listed = await pooled.get("/api/v1/billing/customers", headers=values.CONSOLE)
     assert [row["queue_customer_id"] for row in listed.json()["data"]] == ["cust_1"]
     assert (await pooled.get("/ready")).status_code == 200
+
+
+async def test_subscribe_portal_and_mirror_sync(pooled: httpx.AsyncClient, db: Conn) -> None:
+    """The write flows: each one transaction opened in one place, with Stripe between."""
+    subscribe = await pooled.post(
+        "/api/v1/billing/subscribe", json=subscribe_body(), headers=values.RAPTOR
+    )
+    assert subscribe.status_code == 201, subscribe.text
+    # a retry finds what the first call stored, whichever server session it lands on
+    again = await pooled.post(
+        "/api/v1/billing/subscribe", json=subscribe_body(), headers=values.RAPTOR
+    )
+    assert again.json()["subscription_id"] == subscribe.json()["subscription_id"]
+    portal = await pooled.post(
+        "/api/v1/billing/portal", json={"queue_customer_id": "qc_1"}, headers=values.RAPTOR
+    )
+    assert portal.status_code == 200, portal.text
+    sync = await pooled.post(
+        "/api/internal/billing/mirror-sync",
+        json={"queue_customer_id": "qc_1"},
+        headers=values.CONSOLE,
+    )
+    assert sync.status_code == 200, sync.text
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM billing_subscription WHERE stripe_customer_id ="
+            " (SELECT stripe_customer_id FROM billing_customer WHERE queue_customer_id = 'qc_1')"
+        )
+        == 1
+    )
 
 
 async def test_mirror_dispatcher_pushes(
