@@ -33,10 +33,21 @@ SELECT count(*) FROM pg_stat_activity
  WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'
 """
 # Sessions still running a statement: a waiting webhook's commit among them. A session
-# left idle in a transaction by the frozen process can never commit: it does not count.
+# the frozen process left idle in a transaction can never commit, nor can one waiting
+# for that process's next protocol message (behind a transaction pooler every statement
+# is two round trips, so a freeze often lands between them), nor one waiting for a lock
+# either of those holds: they do not count.
 RUNNING = """
+WITH RECURSIVE stuck(pid) AS (
+    SELECT pid FROM pg_stat_activity
+     WHERE datname = current_database() AND pid <> pg_backend_pid()
+       AND (state LIKE 'idle in transaction%' OR (state = 'active' AND wait_event = 'ClientRead'))
+    UNION
+    SELECT a.pid FROM pg_stat_activity AS a JOIN stuck ON stuck.pid = ANY (pg_blocking_pids(a.pid))
+)
 SELECT count(*) FROM pg_stat_activity
  WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'
+   AND pid NOT IN (SELECT pid FROM stuck)
 """
 
 

@@ -2,9 +2,10 @@
 
 Rows are appended unsealed by the transaction that made the change (cheap, no global
 serialisation on the webhook path) and sealed later, in rounds. A round first finds
-its horizon: it takes a SHARE ROW EXCLUSIVE lock on the table, which waits for every
-appender in flight (an INSERT holds ROW EXCLUSIVE from before it draws its id until
-its transaction ends), reads the highest id, and commits at once. Every id up to that
+its horizon: one statement (billing_audit_horizon) takes a SHARE ROW EXCLUSIVE lock on
+the table, which waits for every appender in flight (an INSERT holds ROW EXCLUSIVE
+from before it draws its id until its transaction ends), reads the highest id, and
+commits at once. Every id up to that
 horizon is then committed or gone for good, and every later append draws a higher
 id, so sealing up to it in id order can never skip a late commit. Appenders queue
 behind the lock only while it waits for the ones in flight; the hashing and the
@@ -32,14 +33,16 @@ _ROW_COLUMNS = (
     "id, occurred_at, actor, action, queue_customer_id, stripe_object_id, event_id,"
     " request_id, summary, prev_hash, row_hash"
 )
-LOCK_FOR_SEALING = "LOCK TABLE billing_action_log IN SHARE ROW EXCLUSIVE MODE"
 # Appenders queue behind the sealer's table lock, and other sealers behind its advisory
 # lock: it must never wait long for either, and if this process stalls while holding
 # one, Postgres ends the session and frees them.
 SEALING_TIMEOUTS = (
     "SET LOCAL lock_timeout = '2s'; SET LOCAL idle_in_transaction_session_timeout = '5s'"
 )
-HORIZON = "SELECT coalesce(max(id), 0) FROM billing_action_log"
+# The lock, the read and the commit in one statement: no round trip to this process
+# while appenders queue behind the lock (migrations/sqitch/deploy/billing_audit_horizon.sql).
+HORIZON = "SELECT billing_audit_horizon($1)"
+HORIZON_LOCK_TIMEOUT = "2s"
 # sealers only: appenders never take it
 ONE_SEALER = "SELECT pg_advisory_xact_lock(hashtextextended('billing_action_log:sealer', 0))"
 LAST_SEALED = (
@@ -104,10 +107,7 @@ def chain(key: bytes, prev: str, rows: Iterable[asyncpg.Record]) -> list[tuple[i
 
 async def settled_horizon(db: Database) -> int:
     """The highest id at a moment when no append was in flight (see the module's doc)."""
-    async with db.transaction() as conn:
-        await conn.execute(SEALING_TIMEOUTS)
-        await conn.execute(LOCK_FOR_SEALING)
-        horizon: int = await conn.fetchval(HORIZON)
+    horizon: int = await db.fetchval(HORIZON, HORIZON_LOCK_TIMEOUT)
     return horizon
 
 
