@@ -25,7 +25,7 @@ import asyncpg
 import pytest
 
 from tests.support import values
-from tests.support.database import create_database, drop_database
+from tests.support.database import create_database, drop_database, with_params
 from tests.support.log_hygiene import SESSION_LOGS
 from tests.support.process import free_port, status_of, wait_until
 
@@ -100,7 +100,7 @@ def dyno_env(venv: Path, database_url: str, port: int) -> dict[str, str]:
         {
             "PATH": f"{venv / 'bin'}:{env['PATH']}",
             "VIRTUAL_ENV": str(venv),
-            "DATABASE_URL": f"{database_url}?sslmode=disable",
+            "DATABASE_URL": with_params(database_url, sslmode="disable"),
             "PORT": str(port),
             "WEB_CONCURRENCY": "2",
             "QUEUE_ENV": "production",

@@ -29,7 +29,7 @@ from tests.mirror.steps import accepted_version
 from tests.peers.raptor_receiver import RaptorReceiver
 from tests.peers.stripe_events import signed
 from tests.support import podman, values
-from tests.support.database import create_database, drop_database
+from tests.support.database import create_database, drop_database, with_params
 from tests.support.log_hygiene import SESSION_LOGS
 from tests.support.process import free_port
 from tests.support.webhooks import T0, WEBHOOK, customer_event, subscription_event
@@ -85,7 +85,7 @@ def container_env(database_url: str, mirror_url: str, port: int) -> dict[str, st
     return {
         "QUEUE_ENV": "production",
         # the local test server has no TLS; production otherwise adds sslmode=require
-        "DATABASE_URL": f"{database_url}?sslmode=disable",
+        "DATABASE_URL": with_params(database_url, sslmode="disable"),
         "PORT": str(port),
         "WEB_CONCURRENCY": "2",
         "FLAG_QUEUE_BILLING": "true",
@@ -172,11 +172,12 @@ def report_image(images: Images) -> None:
 async def test_release_image_migrates_an_empty_database(
     images: Images, fresh_database: str
 ) -> None:
-    env = container_env(fresh_database, "http://127.0.0.1:9/unused", free_port())
-    with with_env(env):
-        done = podman.podman(
-            "run", "--rm", *run_args(env), images.release.image_id, timeout=300, check=False
-        )
+    with podman.reachable_over_tcp(fresh_database) as reachable:
+        env = container_env(reachable, "http://127.0.0.1:9/unused", free_port())
+        with with_env(env):
+            done = podman.podman(
+                "run", "--rm", *run_args(env), images.release.image_id, timeout=300, check=False
+            )
     output = done.stdout + done.stderr
     for line in output.splitlines():
         SESSION_LOGS.write("container:release", line)
@@ -199,8 +200,11 @@ async def test_web_image_serves_and_drains_on_sigterm(images: Images, clean_db: 
     port = free_port()
     name = f"queue-web-test-{port}"
     db = await asyncpg.connect(clean_db)
-    with RaptorReceiver(token=values.MIRROR_TOKEN) as raptor:
-        env = container_env(clean_db, raptor.url, port)
+    with (
+        RaptorReceiver(token=values.MIRROR_TOKEN) as raptor,
+        podman.reachable_over_tcp(clean_db) as reachable,
+    ):
+        env = container_env(reachable, raptor.url, port)
         with with_env(env):
             podman.podman("run", "--detach", "--name", name, *run_args(env), images.web.image_id)
         try:

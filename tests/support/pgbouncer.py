@@ -9,6 +9,7 @@ per client, as Heroku's connection pooling does.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from tests.support.process import free_port
 
@@ -50,6 +51,24 @@ log_disconnections = 0
 """
 
 
+def _backend(server_url: str) -> tuple[str, int]:
+    """(host or unix socket directory, port) of the server behind a URL."""
+    parts = urlsplit(server_url)
+    query = dict(parse_qsl(parts.query))
+    host = query.get("host") or parts.hostname or "127.0.0.1"
+    return host, int(query.get("port") or parts.port or 5432)
+
+
+def _run_as(host: str) -> str:
+    """PgBouncer refuses to run as root: the owner of the server's socket directory
+    (which only it may enter, as with the embedded server), else `nobody`."""
+    if host.startswith("/"):
+        owner = pwd.getpwuid(Path(host).stat().st_uid).pw_name
+        if owner != "root":
+            return owner
+    return "nobody"
+
+
 def _quote(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
@@ -61,11 +80,13 @@ class PgBouncer:
     log: Path
 
     def url_for(self, database_url: str) -> str:
-        """The same database, user and password, through PgBouncer."""
+        """The same database, user and password, through PgBouncer (over TCP, also when
+        the server itself listens on a unix socket, as the embedded one does)."""
         parts = urlsplit(database_url)
         credentials = parts.netloc.rpartition("@")[0]
         netloc = f"{credentials}@127.0.0.1:{self.port}" if credentials else f"127.0.0.1:{self.port}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("host", "port")]
+        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query)))
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -95,19 +116,20 @@ def running_pgbouncer(server_url: str) -> Iterator[PgBouncer]:
     if not os.access(PGBOUNCER, os.X_OK):
         raise RuntimeError(f"{PGBOUNCER} not found: run scripts/bootstrap.sh (apt pgbouncer)")
     server = urlsplit(server_url)
+    host, port = _backend(server_url)
     workdir = Path(tempfile.mkdtemp(prefix="queue-pgbouncer-"))
-    # it refuses to run as root: it drops to `nobody`, which must read its files
+    # run as another user when started as root (_run_as), which must read its files
     workdir.chmod(0o755)
     auth_file = workdir / "userlist.txt"
     user = unquote(server.username or "postgres")
     auth_file.write_text(f"{_quote(user)} {_quote(unquote(server.password or ''))}\n")
-    port = free_port()
+    listen_port = free_port()
     config = workdir / "pgbouncer.ini"
     config.write_text(
         CONFIG.format(
-            host=server.hostname or "127.0.0.1",
-            port=server.port or 5432,
-            listen_port=port,
+            host=host,
+            port=port,
+            listen_port=listen_port,
             auth_file=auth_file,
             pool_size=POOL_SIZE,
         )
@@ -117,10 +139,10 @@ def running_pgbouncer(server_url: str) -> Iterator[PgBouncer]:
     log = workdir / "pgbouncer.log"
     command = [PGBOUNCER, str(config)]
     if os.geteuid() == 0:
-        command[1:1] = ["-u", "nobody"]
+        command[1:1] = ["-u", _run_as(host)]
     with log.open("wb") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-    bouncer = PgBouncer(port=port, process=process, log=log)
+    bouncer = PgBouncer(port=listen_port, process=process, log=log)
     try:
         _wait_listening(bouncer)
         yield bouncer

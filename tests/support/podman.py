@@ -9,12 +9,19 @@ from Debian's packages once per machine.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.faults import CuttableProxy, postgres_address, via_port
+from tests.support.process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PODMAN = ("podman", "--runtime", "runc", "--cgroup-manager=cgroupfs")
@@ -26,6 +33,40 @@ CA_DIR = Path("/etc/ssl/certs")
 CA_BUNDLE = CA_DIR / "ca-certificates.crt"
 BUILD_TIMEOUT = 900
 REQUIRED = ("podman", "runc", "debootstrap")
+
+
+@contextmanager
+def reachable_over_tcp(database_url: str) -> Iterator[str]:
+    """The database as a container on the host network can reach it: over TCP on
+    127.0.0.1. A server listening on a unix socket only (the embedded one, in a directory
+    only its own user may enter) is bridged by a proxy running in a thread of its own,
+    so the test's blocking podman calls never stall it."""
+    target = postgres_address(database_url)
+    if target[0] != "unix":
+        yield database_url
+        return
+    port = free_port()
+    proxy = CuttableProxy(port, target)
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(proxy.restore())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, name="postgres-tcp-bridge", daemon=True)
+    thread.start()
+    if not started.wait(10):
+        raise AssertionError("the TCP bridge to Postgres did not start in 10 s")
+    try:
+        yield via_port(database_url, port)
+    finally:
+        asyncio.run_coroutine_threadsafe(proxy.cut(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 def missing_tools() -> list[str]:
