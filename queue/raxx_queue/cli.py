@@ -1,4 +1,4 @@
-"""raxx-queue: serve | dev | simulate | migrate | audit verify | reconcile | events replay."""
+"""raxx-queue: serve, dev, simulate, migrate, doctor, audit verify, reconcile, events replay."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import uvicorn
 from pydantic import SecretStr
 
+from raxx_queue.db.budget import warn_if_over_budget
 from raxx_queue.db.embedded import start_embedded_postgres
 from raxx_queue.db.migrate import MigrationError, deploy, find_migrations_dir
 from raxx_queue.dev_command import add_commands as add_dev_commands
@@ -76,7 +77,9 @@ def cmd_serve(_args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings)
     settings = resolve_database(settings, migrate=True)
-    return run_server(settings, int(os.environ.get("WEB_CONCURRENCY", "1")))
+    workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+    warn_if_over_budget(settings, workers)
+    return run_server(settings, workers)
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -94,12 +97,13 @@ async def _verify_audit(settings: Settings) -> dict[str, object]:
     import asyncpg
 
     from raxx_queue.audit.chain import verify_chain
+    from raxx_queue.db.pooling import connect_options
 
     if settings.billing_audit_hmac_key is None:
         raise ConfigError("BILLING_AUDIT_HMAC_KEY: required to verify the audit chain")
     dsn = settings.database_dsn()
     assert dsn is not None
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, **connect_options(settings.database_pool_mode))
     try:
         report = await verify_chain(
             conn, settings.billing_audit_hmac_key.get_secret_value().encode()
@@ -156,12 +160,20 @@ def cmd_events_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(_args: argparse.Namespace) -> int:
+    """Check the configuration, the connection budget and the database."""
+    from raxx_queue.doctor import run_doctor
+
+    return run_doctor(sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="raxx-queue", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="serve HTTP on 0.0.0.0:$PORT").set_defaults(func=cmd_serve)
     add_dev_commands(sub)
     sub.add_parser("migrate", help="sqitch deploy --verify").set_defaults(func=cmd_migrate)
+    sub.add_parser("doctor", help="check settings, budget, database").set_defaults(func=cmd_doctor)
     audit = sub.add_parser("audit", help="audit chain tools").add_subparsers(
         dest="audit_command", required=True
     )
