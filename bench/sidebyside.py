@@ -15,12 +15,13 @@ and invoice events of 10,000 customers, every delivery applying) and `mixed` (th
 stream of bench/stream.py: duplicates, late and ignored events). Per segment: req/s,
 latency percentiles, errors, and CPU ms per delivery of the service's processes and of
 the Postgres backends of its database (read from /proc), of the load generator, and
-the server's WAL bytes per delivery (pg_current_wal_lsn, server-wide). A Queue segment
-ends when its audit rows are sealed (its sealer works in rounds beside the requests),
-so that sealing is in its CPU. After each repetition Queue's databases are checked
-(every delivery recorded with the intended outcome, the audit chain verified by the
-service's own route, one mirror row per customer) and the peer's (each object's
-`last_synced_at` is the `created` of the newest event delivered for it).
+the WAL bytes per delivery of its own database (pg_walinspect; the server-wide figure is
+kept in the JSON). A Queue segment ends when its audit rows are sealed (its sealer
+works in rounds beside the requests), so that sealing is in its CPU and WAL. After each
+repetition Queue's databases are checked (every delivery recorded with the intended
+outcome, the audit chain verified by the service's own route, one mirror row per
+customer) and the peer's (each object's `last_synced_at` is the `created` of the newest
+event delivered for it).
 
 The peer is configured from its README and src/utils/config.ts: its own webhook
 secret, `BACKFILL_RELATED_ENTITIES=false`, `AUTO_EXPAND_LISTS=false`,
@@ -148,6 +149,7 @@ class SideBySide:
         self.reps = reps
         self.levels = levels
         self.node = shutil.which("node") or "node"
+        self.wal_database = ""
 
     # ---- the peer --------------------------------------------------------------
 
@@ -231,6 +233,9 @@ class SideBySide:
             backends = [p for p in postgres_backends(database) if p != own]
             service_cpu, postgres_cpu = service.stop(target.pids), postgres.stop(backends)
             wal_after = await server.fetchval("SELECT pg_current_wal_lsn()")
+            oid = await harness.fetchval(
+                "SELECT oid FROM pg_database WHERE datname = current_database()"
+            )
         finally:
             await harness.close()
         result: dict[str, Any] = orjson.loads(out)
@@ -238,7 +243,9 @@ class SideBySide:
         result["service_cpu_ms_per_request"] = service_cpu / requests * 1000
         result["postgres_cpu_ms_per_request"] = postgres_cpu / requests * 1000
         wal = await server.fetchval("SELECT pg_wal_lsn_diff($1, $2)", wal_after, wal_before)
-        result["wal_bytes_per_request"] = float(wal) / requests
+        result["server_wal_bytes_per_request"] = float(wal) / requests
+        own = await server.fetchval(WAL_OF_DATABASE, wal_before, wal_after, f"%/{oid}/%")
+        result["wal_bytes_per_request"] = float(own) / requests
         return result
 
     # ---- one repetition ------------------------------------------------------------------
@@ -275,7 +282,7 @@ class SideBySide:
         result = Repetition(order=tuple(names[shift:] + names[:shift]))
         result.load.append(load_average())
         urls: dict[str, str] = {}
-        server = await asyncpg.connect(self.bench.server)
+        server = await asyncpg.connect(self.wal_database)
         try:
             for name in names:  # Queue's databases migrated (a template copy); the peer's empty
                 if name == "peer":
@@ -313,11 +320,32 @@ class SideBySide:
         return result
 
     async def run(self, workload: Workload, template: str) -> list[Repetition]:
+        # where the WAL is read from: a database of its own with pg_walinspect
+        self.wal_database = await create_database(self.bench.server, prefix="queue_bench_wal")
+        conn = await asyncpg.connect(self.wal_database)
+        try:
+            await conn.execute("CREATE EXTENSION pg_walinspect")
+        finally:
+            await conn.close()
         reps = []
-        for rep in range(1, self.reps + 1):
-            print(f"  {workload.name} rep {rep} (load {load_average()})", flush=True)
-            reps.append(await self.repetition(workload, template, rep))
+        try:
+            for rep in range(1, self.reps + 1):
+                print(f"  {workload.name} rep {rep} (load {load_average()})", flush=True)
+                reps.append(await self.repetition(workload, template, rep))
+        finally:
+            await drop_database(self.bench.server, self.wal_database)
         return reps
+
+
+# The WAL records of one database (pg_walinspect): those touching its relations, and the
+# commit records of the transactions that did. The server's WAL also holds whatever else
+# the machine's Postgres was doing meanwhile.
+WAL_OF_DATABASE = """
+WITH r AS (SELECT xid, record_length, block_ref FROM pg_get_wal_records_info($1, $2)),
+     ours AS (SELECT DISTINCT xid FROM r WHERE block_ref LIKE $3 AND xid <> 0)
+SELECT coalesce(sum(record_length), 0) FROM r
+ WHERE block_ref LIKE $3 OR xid IN (SELECT xid FROM ours)
+"""
 
 
 async def wait_sealed(conn: asyncpg.Connection[Any], timeout: float = 60) -> None:
@@ -434,7 +462,8 @@ def table(reps: list[Repetition], levels: tuple[int, ...]) -> str:
     names = {"queue-1w": "Queue, 1 worker", "queue-2w": "Queue, 2 workers", "peer": "peer"}
     lines = [
         "| receiver | concurrency | req/s | p50 ms | p95 ms | p99 ms | errors "
-        "| CPU ms/delivery: service, Postgres, load generator | WAL bytes/delivery |",
+        "| CPU ms/delivery: service, Postgres, load generator "
+        "| WAL bytes/delivery (its database) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     targets = [t for t in TARGETS if any(s.target == t for s in reps[0].segments)]
