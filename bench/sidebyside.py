@@ -207,7 +207,12 @@ class SideBySide:
         return str(path)
 
     async def segment(
-        self, server: asyncpg.Connection[Any], target: Target, bodies: str, concurrency: int
+        self,
+        server: asyncpg.Connection[Any],
+        target: Target,
+        bodies: str,
+        concurrency: int,
+        wal: bool = True,
     ) -> dict[str, Any]:
         spec_path = self.bench.scratch / "spec.json"
         spec_path.write_bytes(
@@ -244,8 +249,13 @@ class SideBySide:
         result["postgres_cpu_ms_per_request"] = postgres_cpu / requests * 1000
         wal = await server.fetchval("SELECT pg_wal_lsn_diff($1, $2)", wal_after, wal_before)
         result["server_wal_bytes_per_request"] = float(wal) / requests
-        own = await server.fetchval(WAL_OF_DATABASE, wal_before, wal_after, f"%/{oid}/%")
-        result["wal_bytes_per_request"] = float(own) / requests
+        result["wal_bytes_per_request"] = None
+        if wal:
+            try:
+                own = await server.fetchval(WAL_OF_DATABASE, wal_before, wal_after, f"%/{oid}/%")
+                result["wal_bytes_per_request"] = float(own) / requests
+            except asyncpg.UndefinedFileError:
+                pass  # a checkpoint recycled the segment's WAL before it could be read
         return result
 
     # ---- one repetition ------------------------------------------------------------------
@@ -293,7 +303,7 @@ class SideBySide:
                 by_name = {t.name: t for t in running}
                 warmup = self.bodies_file(f"{workload.name}-warmup", workload.warmup)
                 for name in result.order:
-                    await self.segment(server, by_name[name], warmup, 16)
+                    await self.segment(server, by_name[name], warmup, 16, wal=False)
                 for i, (level, bodies) in enumerate(zip(self.levels, workload.levels, strict=True)):
                     path = self.bodies_file(f"{workload.name}-level{i}", bodies)
                     for name in result.order:
@@ -478,7 +488,7 @@ def table(reps: list[Repetition], levels: tuple[int, ...]) -> str:
             )
 
             def m(key: str, rows: list[dict[str, Any]] = rows) -> float:
-                return median([r[key] for r in rows])
+                return median([r[key] for r in rows if r.get(key) is not None])
 
             lines.append(
                 f"| {names[target]} | {level} | {m('throughput'):.0f} | {m('p50_ms'):.1f} "
