@@ -251,11 +251,16 @@ class SideBySide:
         result["server_wal_bytes_per_request"] = float(wal) / requests
         result["wal_bytes_per_request"] = None
         if wal:
+            # readable up to what is flushed: every commit of the segment is, the tail of
+            # others' writes may not be
+            end = await server.fetchval(
+                "SELECT least($1::pg_lsn, pg_current_wal_flush_lsn())", wal_after
+            )
             try:
-                own = await server.fetchval(WAL_OF_DATABASE, wal_before, wal_after, f"%/{oid}/%")
+                own = await server.fetchval(WAL_OF_DATABASE, wal_before, end, f"%/{oid}/%")
                 result["wal_bytes_per_request"] = float(own) / requests
-            except asyncpg.UndefinedFileError:
-                pass  # a checkpoint recycled the segment's WAL before it could be read
+            except asyncpg.PostgresError:
+                pass  # e.g. a checkpoint recycled the segment's WAL before it was read
         return result
 
     # ---- one repetition ------------------------------------------------------------------
