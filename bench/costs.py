@@ -26,11 +26,11 @@ from typing import Any
 
 import asyncpg
 import orjson
-from tests.peers.stripe_events import sign
 from tests.support import values
 
 from bench.procstat import cpu_seconds
 from raxx_queue.jsonio import dumps_str
+from raxx_queue.simulator.events import sign
 from raxx_queue.webhooks.pipeline import APPLY_EVENT, EventContext, apply_params, check_nesting
 from raxx_queue.webhooks.signature import verify_signature
 
