@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.instructions                 # under valgrind (Debian's)
     .venv/bin/python -m bench.instructions --no-valgrind   # CPU ms per webhook instead
+    .venv/bin/python -m bench.instructions --workload fullsize   # full-size deliveries
 
 Builds the app in process (no HTTP server, no load generator), against a fresh
 migrated database, and calls it as an ASGI app with signed deliveries of the bench's
@@ -31,6 +32,7 @@ from tests.conftest import make_settings
 from tests.support import values
 from tests.support.database import create_database, drop_database, migrate, server_url
 
+from bench.fullsize import FullSizeStream
 from bench.stream import CustomerBlocks
 from raxx_queue.app import create_app
 from raxx_queue.simulator.events import sign
@@ -88,14 +90,24 @@ def callgrind(switch: str) -> None:
     subprocess.run(command, check=True, capture_output=True)
 
 
-async def measure(customers: int, under_valgrind: bool, sink: TextIO) -> tuple[int, float]:
+def workload_bodies(workload: str, customers: int) -> list[bytes]:
+    """The deliveries: the mixed stream's, or full-size ones (each customer's first
+    round, which creates its rows, then three more: the first quarter is the warm-up)."""
+    if workload == "fullsize":
+        return FullSizeStream(customers).take(customers * 4)
+    return CustomerBlocks(customers, seed=3).take(customers).bodies
+
+
+async def measure(
+    customers: int, under_valgrind: bool, sink: TextIO, workload: str = "mixed"
+) -> tuple[int, float]:
     server = server_url()
     url = await create_database(server, prefix="queue_instructions")
     migrate(url)
     try:
         app = create_app(make_settings(url, log_level="INFO", queue_env="staging"))
         logging.getLogger().handlers[0].setStream(sink)  # type: ignore[attr-defined]
-        bodies = CustomerBlocks(customers, seed=3).take(customers).bodies
+        bodies = workload_bodies(workload, customers)
         warm = len(bodies) // 4
         async with app.router.lifespan_context(app):
             for body in bodies[:warm]:
@@ -124,19 +136,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--customers", type=int, default=40, help="about 10 deliveries each")
+    parser.add_argument(
+        "--customers", type=int, default=40, help="mixed: about 10 deliveries each; fullsize: 4"
+    )
     parser.add_argument("--no-valgrind", action="store_true")
+    parser.add_argument("--workload", choices=("mixed", "fullsize"), default="mixed")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.no_valgrind or args.inner:
         with Path(os.devnull).open("w") as sink:
-            count, cpu = asyncio.run(measure(args.customers, args.inner, sink))
+            count, cpu = asyncio.run(measure(args.customers, args.inner, sink, args.workload))
         print(f"{count} webhooks: {cpu / count * 1000:.3f} ms CPU each", flush=True)
         return 0
     out = Path(tempfile.mkdtemp(prefix="queue-callgrind-")) / "callgrind.out"
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
     command += [f"--callgrind-out-file={out}", sys.executable, "-m", "bench.instructions"]
-    command += ["--inner", "--customers", str(args.customers)]
+    command += ["--inner", "--customers", str(args.customers), "--workload", args.workload]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not out.exists():
         sys.stderr.write(done.stderr[-2000:])

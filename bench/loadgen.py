@@ -7,7 +7,9 @@ service it measures: raw HTTP/1.1 over asyncio streams on uvloop, one keep-alive
 connection per unit of concurrency, every request built (and every webhook body
 signed) before the clock starts. Kinds of segment:
 
-- `webhook`: POST each body of an NDJSON file, signed with the endpoint secret;
+- `webhook`: POST each body of an NDJSON file, signed with the endpoint secret, to
+  `path` (Queue's webhook route unless given; `status_only` for a receiver whose
+  answer names no outcome, such as the peer of bench/sidebyside.py);
 - `get`: GET a list of paths round-robin for a fixed time;
 - `sql`: the storage ceiling - the same database call per event as the service,
   `billing_apply_stripe_event`, straight through asyncpg, no HTTP.
@@ -89,9 +91,12 @@ class HttpConnection:
             self.reader = self.writer = None
 
 
-def webhook_request(host: str, body: bytes, signature: str) -> bytes:
+WEBHOOK_PATH = "/api/v1/billing/webhook"
+
+
+def webhook_request(host: str, body: bytes, signature: str, path: str = WEBHOOK_PATH) -> bytes:
     return (
-        f"POST /api/v1/billing/webhook HTTP/1.1\r\nHost: {host}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         f"Stripe-Signature: {signature}\r\n\r\n"
     ).encode() + body
@@ -102,11 +107,13 @@ def get_request(host: str, path: str, token: str | None) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n".encode()
 
 
-def sign_bodies(bodies: Sequence[bytes], secret: str, host: str) -> list[bytes]:
+def sign_bodies(
+    bodies: Sequence[bytes], secret: str, host: str, path: str = WEBHOOK_PATH
+) -> list[bytes]:
     from raxx_queue.simulator.events import sign
 
     moment = int(time.time())
-    return [webhook_request(host, body, sign(body, secret, moment)) for body in bodies]
+    return [webhook_request(host, body, sign(body, secret, moment), path) for body in bodies]
 
 
 async def drive(
@@ -167,6 +174,11 @@ def _webhook_outcome(status: int, body: bytes) -> str:
     return outcome
 
 
+def _status_outcome(status: int, _body: bytes) -> str:
+    """For a receiver whose answer names no outcome (the peer): 200 is "ok"."""
+    return "ok" if status == 200 else f"http_{status}"
+
+
 async def run_http(spec: dict[str, Any], bodies: list[bytes]) -> dict[str, Any]:
     url = urlsplit(spec["url"])
     host, port = url.hostname or "127.0.0.1", url.port or 80
@@ -180,18 +192,21 @@ async def run_http(spec: dict[str, Any], bodies: list[bytes]) -> dict[str, Any]:
 
     if spec["kind"] == "webhook":
         secret: str = spec["secret"]
-        requests = sign_bodies(bodies[:SIGN_CHUNK], secret, netloc)
+        path: str = spec.get("path", WEBHOOK_PATH)
+        outcome_of = _status_outcome if spec.get("status_only") else _webhook_outcome
+        requests = sign_bodies(bodies[:SIGN_CHUNK], secret, netloc, path)
 
         async def send(i: int) -> str:
             while i >= len(requests):  # the next chunk, signed shortly before it is due
                 start = len(requests)
-                requests.extend(sign_bodies(bodies[start : start + SIGN_CHUNK], secret, netloc))
+                chunk = bodies[start : start + SIGN_CHUNK]
+                requests.extend(sign_bodies(chunk, secret, netloc, path))
             conn = free.popleft()
             try:
                 status, body = await conn.request(requests[i])
             finally:
                 free.append(conn)
-            return _webhook_outcome(status, body)
+            return outcome_of(status, body)
 
         total: int | None = len(bodies)
     else:

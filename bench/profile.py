@@ -3,6 +3,9 @@
     .venv/bin/python -m bench.profile                    # 20 s at concurrency 32
     .venv/bin/python -m bench.profile --concurrency 8 --customers 800
     .venv/bin/python -m bench.profile --route read      # GET /subscriptions/{id}
+    .venv/bin/python -m bench.profile --workload fullsize           # full-size events
+    .venv/bin/python -m bench.profile --workload fullsize --steps   # the webhook's own steps
+    .venv/bin/python -m bench.profile --workload fullsize --postgres  # Postgres's side
 
 Starts `raxx-queue serve` (one worker, production logging) on a fresh migrated
 database, drives signed webhooks (or, after them, subscription reads) at it from
@@ -12,6 +15,11 @@ samples (idle time left out) by layer and by function, each sample charged to th
 code it was in; --keep saves the folded stacks for flame graphs. (Coroutine stacks
 restart at each resumption, so time "below" a function means little here; its own
 time is what counts.)
+
+`--workload fullsize` profiles the full-size deliveries of bench/fullsize.py (its first
+round, each customer's subscription created, goes before the sampling); `--steps` and
+`--postgres` time the webhook's own steps in process and Postgres's side of each event
+instead (bench/costs.py).
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ from tests.support import values
 from tests.support.database import drop_database
 from tests.support.process import worker_pids
 
+from bench import costs
+from bench.fullsize import FullSizeStream
 from bench.run import QUICK, Bench
 from bench.stream import CustomerBlocks
 
@@ -107,8 +117,22 @@ def report(path: Path, top: int) -> str:
 def start_py_spy(args: argparse.Namespace, pid: int, folded: Path) -> subprocess.Popen[bytes]:
     """py-spy sampling the worker from outside for --seconds, folded stacks to a file."""
     command = [args.py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250"]
-    command += ["--duration", str(args.seconds), "--output", str(folded), "--nonblocking"]
+    command += ["--duration", str(args.seconds), "--output", str(folded)]
+    # --native unwinds C and Cython frames too (uvloop, asyncpg's protocol, orjson), which
+    # needs the process stopped at each sample; without it py-spy does not stop it
+    command += ["--native"] if args.native else ["--nonblocking"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def deliveries(args: argparse.Namespace) -> tuple[list[bytes], list[bytes], list[str]]:
+    """(warm-up, measured deliveries, queue_customer_ids) of the chosen workload."""
+    if args.workload == "fullsize":
+        stream = FullSizeStream(args.customers)
+        warm = stream.take(args.customers)
+        measured = stream.take(args.customers * args.rounds)
+        return warm, measured, [c.queue_customer_id for c in stream.customers]
+    taken = CustomerBlocks(args.customers, seed=11).take(args.customers)
+    return [], taken.bodies, taken.queue_customer_ids
 
 
 async def profile(args: argparse.Namespace, scratch: Path) -> Path:
@@ -116,7 +140,7 @@ async def profile(args: argparse.Namespace, scratch: Path) -> Path:
     template = await bench.template()
     url = await bench.clone(template)
     bench.database = url.rsplit("/", 1)[1]
-    taken = CustomerBlocks(args.customers, seed=11).take(args.customers)
+    warm, measured, queue_ids = deliveries(args)
     folded = scratch / "profile.folded"
     try:
         with bench.service(url, 1, "profile") as service:
@@ -125,17 +149,20 @@ async def profile(args: argparse.Namespace, scratch: Path) -> Path:
                 "kind": "webhook",
                 "url": service.url,
                 "secret": values.WEBHOOK_SECRET,
-                "bodies": bench.bodies_file(taken),
+                "bodies": write_bodies(scratch / "measured.ndjson", measured),
                 "concurrency": args.concurrency,
             }
             reads = {
                 "kind": "get",
                 "url": service.url,
-                "paths": [f"/api/v1/billing/subscriptions/{k}" for k in taken.queue_customer_ids],
+                "paths": [f"/api/v1/billing/subscriptions/{k}" for k in queue_ids],
                 "token": values.RAPTOR_TOKEN,
                 "concurrency": args.concurrency,
                 "duration": args.seconds + 2,
             }
+            if warm:  # unsampled
+                bodies = write_bodies(scratch / "warm.ndjson", warm)
+                bench.segment({**webhooks, "bodies": bodies, "concurrency": 16})
             if args.route == "read":  # the customers first, unsampled
                 bench.segment(webhooks)
             spy = start_py_spy(args, pid, folded)
@@ -150,21 +177,111 @@ async def profile(args: argparse.Namespace, scratch: Path) -> Path:
     return folded
 
 
+def write_bodies(path: Path, bodies: list[bytes]) -> str:
+    path.write_bytes(b"\n".join(bodies) + b"\n")
+    return str(path)
+
+
+def print_steps(args: argparse.Namespace) -> None:
+    _, measured, _ = deliveries(args)
+    bodies = measured[: args.step_events]
+    sizes = sum(len(b) for b in bodies) / len(bodies)
+    print(f"the webhook's own steps, {len(bodies)} deliveries of {sizes:.0f} bytes on average:")
+    total = 0.0
+    for name, micros in costs.steps(bodies):
+        total += micros
+        print(f"  {micros:8.1f} µs  {name}")
+    print(f"  {total:8.1f} µs  in all")
+
+
+async def print_postgres(args: argparse.Namespace, scratch: Path) -> None:
+    bench = Bench(QUICK, scratch)
+    template = await bench.template()
+    url = await bench.clone(template)
+    warm, measured, _ = deliveries(args)
+    try:
+        found = await costs.postgres(url, warm + measured, len(warm))
+    finally:
+        await drop_database(bench.server, url)
+        await drop_database(bench.server, template)
+    print(
+        f"{found['events']} events straight through billing_apply_stripe_event, one "
+        f"connection: {found['outcomes']}"
+    )
+    print(
+        f"  backend CPU {found['backend_cpu_ms_per_event']:.3f} ms/event, wall "
+        f"{found['wall_ms_per_event']:.3f} ms/event, WAL {found['wal_bytes_per_event']:.0f} "
+        "bytes/event (server-wide)"
+    )
+    own = found["wal_of_this_database"]
+    print(f"  WAL of this database only (pg_walinspect): {own['bytes_per_event']:.0f} bytes/event")
+    for r in own["by_record"][:12]:
+        print(
+            f"    {r['bytes_per_event']:7.0f} bytes ({r['fpi_per_event']:.0f} of page images), "
+            f"{r['n'] / found['events']:.2f} records  {r['record']}"
+        )
+    sealing = found["sealing"]
+    print(
+        f"  then sealing the audit rows: Postgres {sealing['postgres_cpu_ms']:.3f} ms/event, "
+        f"Python {sealing['python_cpu_ms']:.3f} ms/event, "
+        f"WAL {sealing['wal_bytes']:.0f} bytes/event"
+    )
+    print("  PL/pgSQL functions per event (own time, then with what they call):")
+    for f in found["functions_ms_per_event"]:
+        print(
+            f"    {f['self_ms']:.3f} ms own, {f['total_ms']:.3f} ms in all, "
+            f"{f['calls_per_event']:.2f} calls  {f['function']}"
+        )
+    print("  rows written per event (inserted, updated, of which HOT) and indexes per table:")
+    for table, w in found["rows_per_event"].items():
+        print(
+            f"    {w['n_tup_ins']:.2f} ins, {w['n_tup_upd']:.2f} upd ({w['n_tup_hot_upd']:.2f} "
+            f"HOT), {found['indexes'].get(table, 0)} indexes  {table}"
+        )
+    payload = found["payload"]
+    print(
+        f"  stored payload: {payload['text_bytes']:.0f} bytes as text, "
+        f"{payload['stored_bytes']:.0f} as stored (jsonb, compressed); "
+        f"text -> jsonb parse {payload['jsonb_parse_ms']:.3f} ms/event"
+    )
+    if args.keep:
+        args.keep.write_text(json.dumps(found, indent=1))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--route", choices=("webhook", "read"), default="webhook")
-    parser.add_argument("--customers", type=int, default=1500, help="about 10 events each")
+    parser.add_argument("--workload", choices=("mixed", "fullsize"), default="mixed")
+    parser.add_argument(
+        "--customers", type=int, default=1500, help="mixed: about 10 events each; fullsize: 1"
+    )
+    parser.add_argument("--rounds", type=int, default=6, help="fullsize: deliveries per customer")
+    parser.add_argument("--steps", action="store_true", help="time the webhook's own steps")
+    parser.add_argument("--step-events", type=int, default=3000, help="deliveries for --steps")
+    parser.add_argument("--postgres", action="store_true", help="Postgres's side of each event")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=int, default=20, help="how long py-spy samples")
     parser.add_argument("--top", type=int, default=30)
-    parser.add_argument("--keep", type=Path, help="copy the folded stacks here")
+    parser.add_argument(
+        "--native", action="store_true", help="sample C/Cython frames too (slows the worker)"
+    )
+    parser.add_argument(
+        "--keep", type=Path, help="copy the folded stacks (--postgres: the figures) here"
+    )
     beside_python = Path(sys.executable).with_name("py-spy")  # the venv's (dev group)
     parser.add_argument(
         "--py-spy", default=str(beside_python) if beside_python.exists() else "py-spy"
     )
     args = parser.parse_args()
+    if args.steps:
+        print_steps(args)
+        return 0
+    if args.postgres:
+        with tempfile.TemporaryDirectory(prefix="queue-postgres-") as temporary:
+            asyncio.run(print_postgres(args, Path(temporary)))
+        return 0
     with tempfile.TemporaryDirectory(prefix="queue-profile-") as temporary:
         folded = asyncio.run(profile(args, Path(temporary)))
         print(report(folded, args.top))

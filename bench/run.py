@@ -499,8 +499,10 @@ def mark(ok: bool) -> str:
 
 
 def to_json(report: dict[str, Any]) -> str:
+    from bench import sidebyside as sbs
+
     def encode(value: Any) -> Any:
-        if isinstance(value, Repetition | Row):
+        if isinstance(value, Repetition | Row | sbs.Repetition | sbs.Segment):
             return value.__dict__
         raise TypeError(type(value).__name__)
 
@@ -518,18 +520,119 @@ def main() -> int:
     parser.add_argument(
         "--scratch", type=Path, help="keep bodies and service logs here (default: a temp dir)"
     )
+    parser.add_argument(
+        "--only",
+        choices=("ceilings", "side-by-side"),
+        help="run only the ceilings benchmark or only the side-by-side run (default: both)",
+    )
+    parser.add_argument(
+        "--peer-dir",
+        type=Path,
+        help="a built checkout of supabase/stripe-sync-engine for the side-by-side run "
+        "(docs/performance.md says how to get and build it); without it the peer is skipped",
+    )
+    parser.add_argument(
+        "--workload",
+        choices=("fullsize", "mixed", "both"),
+        default="both",
+        help="the side-by-side run's workload(s) (default: both)",
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else Plan()
     if args.reps is not None:
         plan.reps = args.reps
     if args.soak_seconds is not None:
         plan.soak_seconds = args.soak_seconds
+    side = None
     with tempfile.TemporaryDirectory(prefix="queue-bench-") as temporary:
         scratch = args.scratch or Path(temporary)
         scratch.mkdir(parents=True, exist_ok=True)
         print(f"load before: {load_average()}", flush=True)
-        report = asyncio.run(Bench(plan, scratch).run())
-    report["machine"]["load_after"] = load_average()
+        report: dict[str, Any] = {}
+        if args.only != "side-by-side":
+            report = asyncio.run(Bench(plan, scratch).run())
+            report["machine"]["load_after"] = load_average()
+        if args.only != "ceilings":
+            side = asyncio.run(side_by_side(args, plan, scratch))
+    if report:
+        print_ceilings(report)
+    if side is not None:
+        print_side_by_side(side)
+        report["side_by_side"] = side
+    if args.json:
+        args.json.write_text(to_json(report))
+    return 0
+
+
+async def side_by_side(args: argparse.Namespace, plan: Plan, scratch: Path) -> dict[str, Any]:
+    """Queue (1 and 2 workers) and the peer, the same deliveries, level by level."""
+    from bench import sidebyside as sbs
+
+    quick = args.quick
+    levels = sbs.QUICK_LEVELS if quick else sbs.LEVELS
+    peer_commit = None
+    if args.peer_dir is None:
+        print("side by side: no --peer-dir given, so the peer is skipped (Queue only)")
+    else:
+        peer_commit = sbs.peer_checkout(args.peer_dir)[1]
+        print(f"side by side: peer {args.peer_dir} at {peer_commit}")
+    bench = Bench(plan, scratch)
+    workloads = []
+    if args.workload in ("fullsize", "both"):
+        customers = 1_000 if quick else 10_000
+        workloads.append(sbs.fullsize_workload(customers, 400 if quick else 3_000, len(levels)))
+    if args.workload in ("mixed", "both"):
+        warm, per_level = (20, 40) if quick else (100, 300)
+        workloads.append(sbs.mixed_workload(warm, per_level, len(levels)))
+    runner = sbs.SideBySide(bench, args.peer_dir, plan.reps, levels)
+    template = await bench.template()
+    conn = await asyncpg.connect(bench.server)
+    try:
+        postgres = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+    results: dict[str, Any] = {
+        "peer_dir": str(args.peer_dir) if args.peer_dir else None,
+        "peer_commit": peer_commit,
+        "levels": levels,
+        "machine": {**machine(), "postgres": postgres},
+        "workloads": {},
+    }
+    try:
+        for workload in workloads:
+            print(sbs.workload_summary(workload), flush=True)
+            reps = await runner.run(workload, template)
+            results["workloads"][workload.name] = {
+                "summary": sbs.workload_summary(workload),
+                "reps": reps,
+            }
+    finally:
+        await drop_database(bench.server, template)
+    return results
+
+
+def print_side_by_side(side: dict[str, Any]) -> None:
+    from bench import sidebyside as sbs
+
+    machine_ = side["machine"]
+    print(
+        f"\nside by side: {machine_['nproc']} cores, {machine_['cpu']}; Postgres "
+        f"{machine_['postgres']}; peer commit {side['peer_commit']}"
+    )
+    for name, run in side["workloads"].items():
+        reps: list[sbs.Repetition] = run["reps"]
+        print(f"\n{run['summary']}")
+        print("load average (1/5/15 min) at the start and end of each repetition:")
+        for i, rep in enumerate(reps, 1):
+            print(f"  rep {i} (order {', '.join(rep.order)}): " + " | ".join(rep.load))
+        print(f"medians of {len(reps)} repetition(s):\n")
+        print(sbs.table(reps, tuple(side["levels"])))
+        print()
+        for line in sbs.verdicts(reps, tuple(side["levels"]), name):
+            print(line)
+
+
+def print_ceilings(report: dict[str, Any]) -> None:
     reps: list[Repetition] = report["reps"]
     print()
     print(
@@ -544,9 +647,6 @@ def main() -> int:
     print()
     for line in verdicts(reps, report["soak"]):
         print(line)
-    if args.json:
-        args.json.write_text(to_json(report))
-    return 0
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from tests.support.database import (
 )
 from tests.support.log_hygiene import SESSION_LOGS
 from tests.support.logs import CapturedLogs
+from tests.support.pgbouncer import PgBouncer, running_pgbouncer
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,6 +56,14 @@ async def database_url(pg_server: str) -> AsyncIterator[str]:
     migrate(url)
     yield url
     await drop_database(pg_server, url)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(pg_server: str) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode in front of the test server, once per session:
+    `pgbouncer.url_for(clean_db)` reaches the same database through it."""
+    with running_pgbouncer(pg_server) as bouncer:
+        yield bouncer
 
 
 @pytest.fixture

@@ -41,7 +41,10 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # a development tool: above everything it exercises; `raxx-queue dev` starts it,
     # nothing that serves imports it (test_the_serving_path_never_loads_the_simulator)
     ("dev tools", frozenset({"simulator"})),
-    ("entry points", frozenset({"app", "cli", "operator_jobs", "supervisor"})),
+    (
+        "entry points",
+        frozenset({"app", "cli", "dev_command", "doctor", "operator_jobs", "supervisor"}),
+    ),
 )
 
 

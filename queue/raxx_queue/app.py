@@ -109,7 +109,12 @@ def create_app(
         if dsn is None:
             raise ConfigError("DATABASE_URL: not set (the CLI starts an embedded database)")
         wakeups = Wakeups()
-        db = Database(dsn, max_size=settings.database_pool_size, on_commit=wakeups.after_commit)
+        db = Database(
+            dsn,
+            max_size=settings.database_pool_size,
+            on_commit=wakeups.after_commit,
+            mode=settings.database_pool_mode,
+        )
         await db.open()
         gateway = build_stripe_gateway(settings, stripe_transport)
         workers = background_workers(

@@ -1,4 +1,4 @@
-"""raxx-queue: serve | dev | migrate | audit verify | reconcile | events replay."""
+"""raxx-queue: serve, dev, simulate, migrate, doctor, audit verify, reconcile, events replay."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import uvicorn
 from pydantic import SecretStr
 
+from raxx_queue.db.budget import warn_if_over_budget
 from raxx_queue.db.embedded import start_embedded_postgres
 from raxx_queue.db.migrate import MigrationError, deploy, find_migrations_dir
+from raxx_queue.dev_command import add_commands as add_dev_commands
 from raxx_queue.logs import configure_logging
 from raxx_queue.settings import ConfigError, Settings, load_settings
 
@@ -77,54 +77,9 @@ def cmd_serve(_args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings)
     settings = resolve_database(settings, migrate=True)
-    return run_server(settings, int(os.environ.get("WEB_CONCURRENCY", "1")))
-
-
-DEV_SECRETS = (
-    "QUEUE_SERVICE_TOKEN_RAPTOR",
-    "QUEUE_SERVICE_TOKEN_CONSOLE",
-    "BILLING_AUDIT_HMAC_KEY",
-    "RAPTOR_MIRROR_TOKEN",
-)
-
-
-def _dev_secrets(data_dir: Path) -> dict[str, str]:
-    """Random local secrets, kept in the data dir so they survive restarts."""
-    path = data_dir / "dev-secrets.json"
-    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    for name in DEV_SECRETS:
-        stored.setdefault(name, secrets.token_urlsafe(24))
-    stored.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_" + secrets.token_hex(16))
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(stored, indent=2))
-    path.chmod(0o600)
-    return stored
-
-
-def cmd_dev(_args: argparse.Namespace) -> int:
-    """Local development: embedded Postgres, billing on, generated tokens printed once."""
-    os.environ.setdefault("QUEUE_ENV", "development")
-    os.environ.setdefault("FLAG_QUEUE_BILLING", "true")
-    os.environ.setdefault("LOG_FORMAT", "console")
-    data_dir = Path(os.environ.get("QUEUE_DATA_DIR", ".queue-data"))
-    generated = _dev_secrets(data_dir)
-    for name, value in generated.items():
-        os.environ.setdefault(name, value)
-    settings = load_settings()
-    if settings.is_production:
-        raise ConfigError("QUEUE_ENV: `raxx-queue dev` refuses to run in production")
-    configure_logging(settings)
-    settings = resolve_database(settings, migrate=True)
-    tokens = settings.service_tokens()
-    print(
-        f"\nQueue (development) on http://127.0.0.1:{settings.port}\n"
-        f"  raptor token:  {tokens.get('raptor')}\n"
-        f"  console token: {tokens.get('console')}\n"
-        f"  try: curl -H 'Authorization: Bearer {tokens.get('console')}' "
-        f"http://127.0.0.1:{settings.port}/api/v1/billing/customers\n",
-        flush=True,
-    )
-    return run_server(settings, 1)
+    workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+    warn_if_over_budget(settings, workers)
+    return run_server(settings, workers)
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -142,12 +97,13 @@ async def _verify_audit(settings: Settings) -> dict[str, object]:
     import asyncpg
 
     from raxx_queue.audit.chain import verify_chain
+    from raxx_queue.db.pooling import connect_options
 
     if settings.billing_audit_hmac_key is None:
         raise ConfigError("BILLING_AUDIT_HMAC_KEY: required to verify the audit chain")
     dsn = settings.database_dsn()
     assert dsn is not None
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, **connect_options(settings.database_pool_mode))
     try:
         report = await verify_chain(
             conn, settings.billing_audit_hmac_key.get_secret_value().encode()
@@ -204,12 +160,20 @@ def cmd_events_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(_args: argparse.Namespace) -> int:
+    """Check the configuration, the connection budget and the database."""
+    from raxx_queue.doctor import run_doctor
+
+    return run_doctor(sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="raxx-queue", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="serve HTTP on 0.0.0.0:$PORT").set_defaults(func=cmd_serve)
-    sub.add_parser("dev", help="local server on the embedded Postgres").set_defaults(func=cmd_dev)
+    add_dev_commands(sub)
     sub.add_parser("migrate", help="sqitch deploy --verify").set_defaults(func=cmd_migrate)
+    sub.add_parser("doctor", help="check settings, budget, database").set_defaults(func=cmd_doctor)
     audit = sub.add_parser("audit", help="audit chain tools").add_subparsers(
         dest="audit_command", required=True
     )

@@ -11,6 +11,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from raxx_queue.billing.reconcile import reconcile_all, reconcile_context, reconcile_one
+from raxx_queue.db.budget import ONE_OFF_POOL_SIZE
 from raxx_queue.db.pool import Database
 from raxx_queue.pacing import Pacer
 from raxx_queue.plans import price_tiers
@@ -33,7 +34,7 @@ async def job_resources(settings: Settings) -> AsyncIterator[JobResources]:
     stripe = build_stripe_gateway(settings, None)
     if stripe is None:
         raise ConfigError("STRIPE_RESTRICTED_KEY: required to read from Stripe")
-    db = Database(dsn, max_size=4)
+    db = Database(dsn, max_size=ONE_OFF_POOL_SIZE, mode=settings.database_pool_mode)
     await db.open()
     try:
         yield JobResources(db, stripe)

@@ -44,6 +44,13 @@ class Environment(enum.StrEnum):
     PRODUCTION = "production"
 
 
+class PoolMode(enum.StrEnum):
+    """What DATABASE_URL reaches: Postgres (or a session pooler), or a transaction pooler."""
+
+    SESSION = "session"
+    TRANSACTION = "transaction"
+
+
 class LogFormat(enum.StrEnum):
     JSON = "json"
     CONSOLE = "console"
@@ -82,6 +89,12 @@ class Settings(BaseSettings):
     # connections per worker process; Postgres does best with a few per core, and
     # the plan's connection limit must cover every worker (and one-off dynos)
     database_pool_size: int = Field(default=10, ge=1, le=100)
+    # `transaction` behind PgBouncer in transaction mode (Heroku's connection pooling)
+    database_pool_mode: PoolMode = PoolMode.SESSION
+    # the plan's connection limit (Heroku Essential: 20), checked at start-up
+    database_connection_limit: int | None = Field(default=None, ge=1)
+    # connections kept free for the release phase and one-off dynos
+    database_connection_reserve: int = Field(default=6, ge=0)  # db.budget.DEFAULT_RESERVE
     queue_data_dir: Path = Path(".queue-data")
     queue_migrations_dir: Path | None = None
     flag_queue_billing: bool = False

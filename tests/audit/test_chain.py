@@ -189,7 +189,7 @@ async def test_sealing_waits_for_an_append_still_in_flight(clean_db: str, db: Co
                 )
             assert first < second  # the higher id is committed, the lower one is not
             sealing = asyncio.create_task(seal_pending(sealers, KEY))
-            while not await _waiting_on_a_lock(db, "LOCK TABLE billing_action_log"):
+            while not await _waiting_on_a_lock(db, "SELECT billing_audit_horizon"):
                 await asyncio.sleep(0)  # let the sealer reach the lock
             assert not sealing.done()
         # the slow append commits: the round goes on and seals both, in id order

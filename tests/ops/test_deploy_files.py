@@ -51,7 +51,7 @@ SCANNED_FILES = (
 
 # The top-level subcommands of `raxx-queue` (raxx_queue.cli). Listed here rather than
 # imported while cli.py is being written; keep it in step with the CLI.
-CLI_SUBCOMMANDS = frozenset({"serve", "migrate", "audit", "reconcile", "events", "dev"})
+CLI_SUBCOMMANDS = frozenset({"serve", "migrate", "audit", "reconcile", "events", "dev", "doctor"})
 
 METRICS = (
     "queue_webhook_events_total",
@@ -145,13 +145,30 @@ def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
     return instructions
 
 
+def global_args() -> dict[str, str]:
+    """ARG defaults declared before the first FROM (what a FROM line may use)."""
+    found: dict[str, str] = {}
+    for keyword, args in dockerfile_instructions(DOCKERFILE.read_text()):
+        if keyword == "FROM":
+            break
+        if keyword == "ARG":
+            name, _, default = args.partition("=")
+            found[name.strip()] = default.strip().strip('"')
+    return found
+
+
+def resolve_args(text: str, args: dict[str, str]) -> str:
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), text)
+
+
 def dockerfile_stages() -> list[Stage]:
     stages: list[Stage] = []
+    defaults = global_args()
     for keyword, args in dockerfile_instructions(DOCKERFILE.read_text()):
         if keyword == "FROM":
             words = [word for word in args.split() if not word.startswith("--")]
             name = words[2] if len(words) >= 3 and words[1].lower() == "as" else ""
-            stages.append(Stage(name=name, base=words[0]))
+            stages.append(Stage(name=name, base=resolve_args(words[0], defaults)))
         elif stages:
             stages[-1].instructions.append((keyword, args))
     return stages
@@ -290,15 +307,34 @@ def test_hadolint_reports_nothing_on_the_dockerfile() -> None:
     assert (result.returncode, result.stdout.strip(), result.stderr.strip()) == (0, "", "")
 
 
+def test_base_image_is_a_build_argument_defaulting_to_the_official_image() -> None:
+    """A stand-in base (scripts/python-standin.sh) replaces it only where Docker Hub
+    cannot be reached; Heroku and CI build on the official image."""
+    assert global_args() == {"PYTHON_IMAGE": "python:3.11-slim-bookworm"}
+    raw_bases = [
+        args.split()[0]
+        for keyword, args in dockerfile_instructions(DOCKERFILE.read_text())
+        if keyword == "FROM"
+    ]
+    assert raw_bases.count("${PYTHON_IMAGE}") == 2  # builder and app
+
+
 def test_dockerfile_builds_slim_runtime_from_locked_wheels() -> None:
     stages = dockerfile_stages()
     assert [stage.name for stage in stages][-1] == "runtime", "plain `docker build` = web image"
+    deps = stage_named(stages, "deps")
     builder = stage_named(stages, "builder")
     runtime = stage_named(stages, "runtime")
-    assert builder.base == "python:3.11-slim-bookworm"
+    assert deps.base == "python:3.11-slim-bookworm"
+    assert builder.base == "deps"
+    deps_runs = "\n".join(args for kw, args in deps.instructions if kw == "RUN")
+    assert "uv export --frozen --no-dev --no-emit-project" in deps_runs
+    assert "--require-hashes" in deps_runs
+    assert "strip --strip-unneeded" in deps_runs
+    # the dependency layer is keyed by the lock alone, not by the code or the README
+    deps_copies = [args for kw, args in deps.instructions if kw == "COPY"]
+    assert deps_copies == ["pyproject.toml uv.lock ./"]
     builder_runs = "\n".join(args for kw, args in builder.instructions if kw == "RUN")
-    assert "uv export --frozen --no-dev --no-emit-project" in builder_runs
-    assert "--require-hashes" in builder_runs
     assert "uv build --wheel" in builder_runs
 
     chain = [runtime]
@@ -312,7 +348,8 @@ def test_dockerfile_builds_slim_runtime_from_locked_wheels() -> None:
     assert "--no-install-recommends" in runs
     assert "rm -rf /var/lib/apt/lists/*" in runs
     copies = [args for kw, args in instructions if kw == "COPY"]
-    assert any(args.startswith("--from=builder") and "/opt/venv" in args for args in copies)
+    assert any(args.startswith("--from=deps") and "/opt/venv" in args for args in copies)
+    assert any(args.startswith("--from=builder") and "/opt/queue" in args for args in copies)
     assert any(args.split()[0].rstrip("/") == "migrations" for args in copies)
 
     env: dict[str, str] = {}
@@ -321,7 +358,7 @@ def test_dockerfile_builds_slim_runtime_from_locked_wheels() -> None:
     expected = {"PYTHONUNBUFFERED": "1", "QUEUE_ENV": "production", "PORT": "8000"}
     assert expected.items() <= env.items()
     assert env["WEB_CONCURRENCY"] == "2"
-    assert env["PATH"].startswith("/opt/venv/bin:")
+    assert env["PATH"].startswith("/opt/queue/lib/bin:/opt/venv/bin:")
     assert "8000" in (effective(stages, runtime, "EXPOSE") or "")
 
 

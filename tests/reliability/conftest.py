@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.support.event_stream import Event, event_stream, in_order_state
+from tests.support.pgbouncer import SERVICE_ENV, PgBouncer
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,24 @@ async def stream(pg_server: str) -> Stream:
     in_order, deliveries = event_stream(customers=16, duplicates=0.2, seed=23)
     expected = await in_order_state(pg_server, in_order)
     return Stream(in_order, deliveries, expected)
+
+
+@dataclass(frozen=True)
+class Route:
+    """How service processes reach the test database: directly, or through PgBouncer in
+    transaction mode (Heroku's connection pooling); assertions always read directly."""
+
+    name: str
+    url: str
+    env: dict[str, str]
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def route(request: pytest.FixtureRequest, clean_db: str) -> Route:
+    if request.param == "direct":
+        return Route("direct", clean_db, {})
+    bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
+    return Route("pgbouncer", bouncer.url_for(clean_db), dict(SERVICE_ENV))
 
 
 def assert_state(actual: dict[str, list[dict[str, Any]]], stream: Stream) -> None:

@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from tests.reliability.conftest import Stream, assert_state
+from tests.reliability.conftest import Route, Stream, assert_state
 from tests.reliability.streams import (
     Deliveries,
     assert_exactly_once,
@@ -32,14 +32,14 @@ DEADLOCKS = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_data
 
 
 async def test_two_processes_one_effect_per_event_one_chain(
-    clean_db: str, db: Conn, stream: Stream
+    clean_db: str, db: Conn, stream: Stream, route: Route
 ) -> None:
     deadlocks_before = await db.fetchval(DEADLOCKS)
     other_order = random.Random(5).sample(stream.deliveries, len(stream.deliveries))
     a, b = Deliveries(), Deliveries()
     async with (
-        serving(clean_db, LOG_LEVEL="INFO") as first,
-        serving(clean_db, LOG_LEVEL="INFO") as second,
+        serving(route.url, LOG_LEVEL="INFO", **route.env) as first,
+        serving(route.url, LOG_LEVEL="INFO", **route.env) as second,
     ):
         await asyncio.gather(
             deliver_all(first.url, stream.deliveries, a, concurrency=8),
@@ -72,4 +72,5 @@ async def test_two_processes_one_effect_per_event_one_chain(
     service_lines = [line for source, line in SESSION_LOGS.lines() if source.startswith("serve:")]
     assert not [line for line in service_lines if "deadlock" in line.lower()]
     outcomes = Counter(o for acked in (a.acked, b.acked) for os_ in acked.values() for o in os_)
-    print(f"two processes: {sum(outcomes.values())} deliveries, outcomes {dict(outcomes)}")
+    deliveries = sum(outcomes.values())
+    print(f"two processes ({route.name}): {deliveries} deliveries, outcomes {dict(outcomes)}")

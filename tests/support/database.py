@@ -6,7 +6,7 @@ import os
 import uuid
 from pathlib import Path
 from typing import TypeAlias
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -43,6 +43,14 @@ def server_url() -> str:
 def with_database(url: str, database: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def with_params(url: str, **params: str) -> str:
+    """The URL with these query parameters set (e.g. sslmode), the others kept."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.update(params)
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 async def create_database(server: str, prefix: str = "queue_test") -> str:

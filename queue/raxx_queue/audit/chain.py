@@ -2,9 +2,10 @@
 
 Rows are appended unsealed by the transaction that made the change (cheap, no global
 serialisation on the webhook path) and sealed later, in rounds. A round first finds
-its horizon: it takes a SHARE ROW EXCLUSIVE lock on the table, which waits for every
-appender in flight (an INSERT holds ROW EXCLUSIVE from before it draws its id until
-its transaction ends), reads the highest id, and commits at once. Every id up to that
+its horizon: one statement (billing_audit_horizon) takes a SHARE ROW EXCLUSIVE lock on
+the table, which waits for every appender in flight (an INSERT holds ROW EXCLUSIVE
+from before it draws its id until its transaction ends), reads the highest id, and
+commits at once. Every id up to that
 horizon is then committed or gone for good, and every later append draws a higher
 id, so sealing up to it in id order can never skip a late commit. Appenders queue
 behind the lock only while it waits for the ones in flight; the hashing and the
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,14 +43,16 @@ _ROW_COLUMNS = (
     "id, occurred_at, actor, action, queue_customer_id, stripe_object_id, event_id,"
     " request_id, summary, prev_hash, row_hash"
 )
-LOCK_FOR_SEALING = "LOCK TABLE billing_action_log IN SHARE ROW EXCLUSIVE MODE"
 # Appenders queue behind the sealer's table lock, and other sealers behind its advisory
 # lock: it must never wait long for either, and if this process stalls while holding
 # one, Postgres ends the session and frees them.
 SEALING_TIMEOUTS = (
     "SET LOCAL lock_timeout = '2s'; SET LOCAL idle_in_transaction_session_timeout = '5s'"
 )
-HORIZON = "SELECT coalesce(max(id), 0) FROM billing_action_log"
+# The lock, the read and the commit in one statement: no round trip to this process
+# while appenders queue behind the lock (migrations/sqitch/deploy/billing_audit_horizon.sql).
+HORIZON = "SELECT billing_audit_horizon($1)"
+HORIZON_LOCK_TIMEOUT = "2s"
 # sealers only: appenders never take it
 ONE_SEALER = "SELECT pg_advisory_xact_lock(hashtextextended('billing_action_log:sealer', 0))"
 LAST_SEALED = (
@@ -66,7 +69,14 @@ UPDATE billing_action_log AS l
  WHERE l.id = s.id
 """
 COUNT_UNSEALED = "SELECT count(*) FROM billing_action_log WHERE row_hash IS NULL"
-WALK = f"SELECT {_ROW_COLUMNS} FROM billing_action_log ORDER BY id"  # noqa: S608
+# Pages by id rather than a server-side cursor: a cursor needs a named prepared
+# statement, which a transaction pooler leaves behind on a server session that the
+# next process's asyncpg then collides with.
+WALK_PAGE = f"""
+SELECT {_ROW_COLUMNS} FROM billing_action_log WHERE id > $1 ORDER BY id LIMIT $2
+"""  # noqa: S608
+WALK_PAGE_SIZE = 1000
+BEFORE_FIRST_ID = -(2**63)
 
 
 def canonical(row: asyncpg.Record | dict[str, Any]) -> bytes:
@@ -107,10 +117,7 @@ def chain(key: bytes, prev: str, rows: Iterable[asyncpg.Record]) -> list[tuple[i
 
 async def settled_horizon(db: Database) -> int:
     """The highest id at a moment when no append was in flight (see the module's doc)."""
-    async with db.connection() as conn, conn.transaction():
-        await conn.execute(SEALING_TIMEOUTS)
-        await conn.execute(LOCK_FOR_SEALING)
-        horizon: int = await conn.fetchval(HORIZON)
+    horizon: int = await db.fetchval(HORIZON, HORIZON_LOCK_TIMEOUT)
     return horizon
 
 
@@ -156,13 +163,25 @@ class ChainReport:
         }
 
 
+async def _walk(conn: Connection) -> AsyncIterator[asyncpg.Record]:
+    """Every row in id order, a page at a time, inside the caller's snapshot."""
+    after = BEFORE_FIRST_ID
+    while True:
+        page = await conn.fetch(WALK_PAGE, after, WALK_PAGE_SIZE)
+        for row in page:
+            yield row
+        if len(page) < WALK_PAGE_SIZE:
+            return
+        after = page[-1]["id"]
+
+
 async def verify_chain(conn: Connection, key: bytes) -> ChainReport:
     """Walk the log in id order; name the first row changed, removed before, or reordered."""
     prev = GENESIS
     rows = 0
     unsealed = 0
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        async for row in conn.cursor(WALK, prefetch=1000):
+        async for row in _walk(conn):
             rows += 1
             if row["row_hash"] is None:
                 unsealed += 1

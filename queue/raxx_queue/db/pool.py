@@ -13,8 +13,10 @@ import asyncpg
 import orjson
 import structlog
 
+from raxx_queue.db.pooling import pool_options, transaction_preamble
 from raxx_queue.errors import DatabaseUnavailable
 from raxx_queue.jsonio import dumps_str
+from raxx_queue.settings import PoolMode
 
 log = structlog.get_logger(__name__)
 
@@ -105,12 +107,15 @@ class Database:
         command_timeout: float = 30.0,
         idle_in_transaction_timeout: float = IDLE_IN_TRANSACTION_SECONDS,
         on_commit: Callable[[Effects], None] | None = None,
+        mode: PoolMode = PoolMode.SESSION,
     ) -> None:
         self._dsn = dsn
         self._on_commit = on_commit
         self._max_size = max_size
         self._command_timeout = command_timeout
         self._idle_in_transaction_ms = str(round(idle_in_transaction_timeout * 1000))
+        self._mode = mode
+        self._preamble = transaction_preamble(mode, self._idle_in_transaction_ms)
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
 
     async def open(self) -> None:
@@ -124,7 +129,7 @@ class Database:
             init=_init_connection,
             reset=_keep_session,
             max_inactive_connection_lifetime=300.0,
-            server_settings={"idle_in_transaction_session_timeout": self._idle_in_transaction_ms},
+            **pool_options(self._mode, self._idle_in_transaction_ms),
         )
 
     async def close(self, timeout: float = 5.0) -> None:
@@ -182,6 +187,8 @@ class Database:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """One transaction: the single place writes open one; effects follow its commit."""
         async with self.connection() as conn, conn.transaction():
+            if self._preamble is not None:
+                await conn.execute(self._preamble)
             tx = Transaction(conn)
             yield tx
         self._committed(tx.effects)

@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import httpx
 import stripe
@@ -42,10 +42,11 @@ import stripe
 from raxx_queue.simulator.fixtures import Json
 from raxx_queue.simulator.form import decode_form
 from raxx_queue.simulator.routes import resolve
-from raxx_queue.simulator.state import Call, StripeApiError, StripeState
+from raxx_queue.simulator.state import Call, StripeApiError, StripeState, card_declined
 from raxx_queue.simulator.transport import InstantRetryHTTPXClient
 
 STRIPE_DOUBLE_API_BASE = "https://api.stripe.test"
+T = TypeVar("T")
 
 FailureKind = Literal[
     "card_declined",  # 402 card_error; the endpoint ran, so the answer is kept for its key
@@ -56,11 +57,6 @@ FailureKind = Literal[
     "connect_timeout",  # httpx.ConnectTimeout, nothing happened at Stripe
     "lost_response",  # the endpoint ran (and kept its answer), then httpx.ReadTimeout
 ]
-_DECLINE_MESSAGES = {
-    "insufficient_funds": "Your card has insufficient funds.",
-    "expired_card": "Your card has expired.",
-    "incorrect_cvc": "Your card's security code is incorrect.",
-}
 
 
 @dataclass
@@ -187,6 +183,18 @@ class StripeDouble:
         what Stripe adds by itself (an add-on item a Dashboard rule attaches, say)."""
         with self._lock:
             self._amendments[path] = amend
+
+    def listen(self, listener: Callable[[Json], None]) -> None:
+        """Emit Stripe's events from now on (as the simulator does), each to `listener`
+        too; the test suite's double emits none unless asked."""
+        with self._lock:
+            self._state.emitting = True
+            self._state.listeners.append(listener)
+
+    def run(self, action: Callable[[StripeState], T]) -> T:
+        """Run `action` on the account, under the lock every request takes."""
+        with self._lock:
+            return action(self._state)
 
     def clear_failures(self) -> None:
         """Drop every scripted failure and delay."""
@@ -361,7 +369,7 @@ class StripeDouble:
     ) -> tuple[int, Json]:
         try:
             if failure is not None and failure.kind == "card_declined":
-                raise _card_declined(failure.decline_code)
+                raise card_declined(failure.decline_code)
             handler, args = resolve(record.method, record.path)
             payload = handler(self._state, Call(record.params, args))
             amend = self._amendments.get(record.path) if record.method == "POST" else None
@@ -401,18 +409,6 @@ def _record_of(request: httpx.Request, api_key: str | None) -> RecordedRequest:
         or hmac.compare_digest(authorization.encode(), f"Bearer {api_key}".encode()),
         headers=headers,
         body=body,
-    )
-
-
-def _card_declined(decline_code: str) -> StripeApiError:
-    return StripeApiError(
-        402,
-        "card_error",
-        _DECLINE_MESSAGES.get(decline_code, "Your card was declined."),
-        code="card_declined",
-        decline_code=decline_code,
-        param="",
-        doc_url="https://stripe.com/docs/error-codes/card-declined",
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from collections.abc import Callable
 
 from raxx_queue.simulator import routes_billing as billing
@@ -30,7 +31,7 @@ def list_events(state: StripeState, call: Call) -> Json:
     params = call.params
     types = _event_types(params)
     delivered = params.get("delivery_success")
-    oldest = state.now() - EVENT_RETENTION_SECONDS
+    oldest = _oldest_kept(state)
     ordered = list(state.events.values())
     # newest first; events sharing a second keep Stripe's order (the later one first)
     ordered.reverse()
@@ -44,6 +45,13 @@ def list_events(state: StripeState, call: Call) -> Json:
         and (delivered is None or flag(delivered) == (event["id"] not in state.undelivered_events))
     ]
     return state.render(paginate(matching, params, "/v1/events"), call.expand)
+
+
+def _oldest_kept(state: StripeState) -> int:
+    """`created` of the oldest event Stripe still keeps. The simulator stamps events with
+    the wall clock while `advance` moves the account's clock on: the earlier of the two
+    decides, so advancing time does not age events out."""
+    return min(state.now(), int(time.time())) - EVENT_RETENTION_SECONDS
 
 
 def _event_types(params: Json) -> Callable[[str], bool] | None:
@@ -67,7 +75,7 @@ def _event_types(params: Json) -> Callable[[str], bool] | None:
 
 def retrieve_event(state: StripeState, call: Call) -> Json:
     event = state.get(call.arg())
-    if event["created"] < state.now() - EVENT_RETENTION_SECONDS:
+    if event["created"] < _oldest_kept(state):
         raise resource_missing("event", call.arg())
     return state.render(event, call.expand)
 

@@ -57,8 +57,20 @@ def create_subscription(state: StripeState, call: Call) -> Json:
     first_item["quantity"] = int(items[0].get("quantity", 1))
     for index, spec in enumerate(items[1:], start=1):
         subscription["items"]["data"].append(_new_item(state, subscription, spec, index))
-    subscription["latest_invoice"] = _first_invoice(state, subscription, customer)["id"]
-    return state.render(state.store(subscription), call.expand)
+    invoice = _first_invoice(state, subscription, customer)
+    subscription["latest_invoice"] = invoice["id"]
+    state.store(subscription)
+    state.emit("customer.subscription.created", subscription)
+    for event_type in _FIRST_INVOICE_EVENTS[invoice["status"]]:
+        state.emit(event_type, invoice)
+    return state.render(subscription, call.expand)
+
+
+# what Stripe sends about a subscription's first invoice, by the status it starts in
+_FIRST_INVOICE_EVENTS = {
+    "open": ("invoice.created", "invoice.finalized"),
+    "paid": ("invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded"),
+}
 
 
 def _item_price(spec: Json, index: int) -> str:
@@ -229,6 +241,7 @@ def update_subscription(state: StripeState, call: Call) -> Json:
         subscription["pause_collection"] = params["pause_collection"] or None
     if params.get("trial_end") == "now":
         subscription.update(trial_end=state.now(), status="active")
+    state.emit("customer.subscription.updated", subscription)
     return state.render(subscription, call.expand)
 
 
@@ -270,6 +283,7 @@ def cancel_subscription(state: StripeState, call: Call) -> Json:
     if subscription["status"] == "canceled":
         raise StripeApiError(400, "invalid_request_error", "This subscription is already canceled.")
     end_subscription(state, subscription)
+    state.emit("customer.subscription.deleted", subscription)
     return state.render(subscription, call.expand)
 
 
@@ -285,10 +299,12 @@ def end_subscription(state: StripeState, subscription: Json) -> None:
 
 
 def delete_customer(state: StripeState, call: Call) -> Json:
-    live_customer(state, call.arg(), "id")
+    customer = live_customer(state, call.arg(), "id")
     for subscription in state.subscriptions.values():
         if subscription["customer"] == call.arg() and subscription["status"] not in ENDED_STATUSES:
             end_subscription(state, subscription)
+            state.emit("customer.subscription.deleted", subscription)
+    state.emit("customer.deleted", {**customer, "deleted": True})
     return state.store(objects.deleted_customer_obj(call.arg()))
 
 

@@ -10,6 +10,7 @@ from raxx_queue.simulator.fixtures import Json
 from raxx_queue.simulator.state import (
     Call,
     StripeState,
+    card_declined,
     created_matches,
     invalid_param,
     live_customer,
@@ -33,7 +34,9 @@ def create_customer(state: StripeState, call: Call) -> Json:
         metadata=merge_metadata({}, params.get("metadata")),
     )
     _apply_customer_fields(customer, params)
-    return state.render(state.store(customer), call.expand)
+    state.store(customer)
+    state.emit("customer.created", customer)
+    return state.render(customer, call.expand)
 
 
 def _apply_customer_fields(customer: Json, params: Json) -> None:
@@ -56,6 +59,7 @@ def retrieve_customer(state: StripeState, call: Call) -> Json:
 def update_customer(state: StripeState, call: Call) -> Json:
     customer = live_customer(state, call.arg(), "id")
     _apply_customer_fields(customer, call.params)
+    state.emit("customer.updated", customer)
     return state.render(customer, call.expand)
 
 
@@ -119,16 +123,33 @@ def _parse_clause(text: str) -> Callable[[Json], bool]:
 
 # --- payment methods ---------------------------------------------------------------------
 
+# Stripe's test payment methods (docs.stripe.com/testing): these decline when attached,
+# with this decline code; pm_card_chargeCustomerFail attaches, and its charges fail.
+DECLINED_ON_ATTACH = {
+    "pm_card_chargeDeclined": "generic_decline",
+    "pm_card_visa_chargeDeclined": "generic_decline",
+    "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds",
+    "pm_card_chargeDeclinedExpiredCard": "expired_card",
+}
+FAILS_WHEN_CHARGED = frozenset({"pm_card_chargeCustomerFail"})
+
 
 def attach_payment_method(state: StripeState, call: Call) -> Json:
     customer_id = call.params.get("customer")
     if not customer_id:
         raise parameter_missing("customer")
     live_customer(state, customer_id, "customer")
+    token = call.arg()
+    if token in DECLINED_ON_ATTACH:
+        raise card_declined(DECLINED_ON_ATTACH[token])
     # Stripe's test tokens (pm_card_visa, …) attach as a fresh PaymentMethod with its own id.
-    method_id = state.new_id("pm_") if call.arg().startswith("pm_card_") else call.arg()
+    method_id = state.new_id("pm_") if token.startswith("pm_card_") else token
     method = objects.payment_method_obj(method_id, customer_id, created=state.now())
-    return state.render(state.store(method), call.expand)
+    if token in FAILS_WHEN_CHARGED:
+        state.card_behaviour[method_id] = "fails"
+    state.store(method)
+    state.emit("payment_method.attached", method)
+    return state.render(method, call.expand)
 
 
 def retrieve_payment_method(state: StripeState, call: Call) -> Json:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from raxx_queue.simulator.events import build_event
 from raxx_queue.simulator.fixtures import Json
 from raxx_queue.simulator.objects import new_id
+from raxx_queue.stripe_gateway import STRIPE_API_VERSION
 
 # id prefix → the store holding that kind of object
 _STORE_BY_PREFIX = {
@@ -55,6 +58,26 @@ def resource_missing(noun: str, object_id: str, param: str = "id") -> StripeApiE
     )
 
 
+_DECLINE_MESSAGES = {
+    "insufficient_funds": "Your card has insufficient funds.",
+    "expired_card": "Your card has expired.",
+    "incorrect_cvc": "Your card's security code is incorrect.",
+}
+
+
+def card_declined(decline_code: str) -> StripeApiError:
+    """Stripe's 402 card_error for a declined card."""
+    return StripeApiError(
+        402,
+        "card_error",
+        _DECLINE_MESSAGES.get(decline_code, "Your card was declined."),
+        code="card_declined",
+        decline_code=decline_code,
+        param="",
+        doc_url="https://stripe.com/docs/error-codes/card-declined",
+    )
+
+
 def parameter_missing(param: str) -> StripeApiError:
     """400 `parameter_missing`."""
     return StripeApiError(
@@ -92,10 +115,36 @@ class StripeState:
     v2_events: dict[str, Json] = field(default_factory=dict)
     # fields Stripe only returns when expanded (e.g. invoice.confirmation_secret), by object id
     includable: dict[str, Json] = field(default_factory=dict)
+    # what a test card does when charged (pm id → "succeeds" / "fails")
+    card_behaviour: dict[str, str] = field(default_factory=dict)
+    # Stripe's webhooks: with `emitting` on (the simulator, not the test suite's double),
+    # every state change is an event, kept for the Events API and handed to each listener
+    emitting: bool = False
+    listeners: list[Callable[[Json], None]] = field(default_factory=list)
 
     def now(self) -> int:
         """The account's current time (seconds)."""
         return int(self.clock())
+
+    def emit(self, event_type: str, obj: Json, previous: Json | None = None) -> None:
+        """Record that `obj` changed, as Stripe's event of `event_type`, when emitting.
+
+        Events are stamped with the wall clock, not the account's (possibly advanced)
+        clock: a receiver orders them by `created`, and they happen now.
+        """
+        if not self.emitting:
+            return
+        event = build_event(
+            event_type,
+            copy.deepcopy(obj),
+            event_id=self.new_id("evt_"),
+            created=int(time.time()),
+            previous_attributes=previous,
+            api_version=STRIPE_API_VERSION,
+        )
+        self.store(event)
+        for listener in self.listeners:
+            listener(event)
 
     def new_id(self, prefix: str, length: int = 24) -> str:
         """A fresh id; deterministic for a given seed."""
