@@ -2,7 +2,8 @@
 
 Both start with the catch-up due every second, against a Stripe that answers slowly,
 so their turns keep colliding; the runs they record never overlap, and every missed
-event is applied once.
+event is applied once. Directly, and through PgBouncer in transaction mode, where no
+session outlives a transaction: the lease is a row, not a session lock.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 
 from raxx_queue.simulator.double import StripeDouble
 from raxx_queue.simulator.server import StripeServer
+from tests.reliability.conftest import Route
 from tests.reliability.streams import serving
 from tests.support import values
 from tests.support.catchup import recent_stream
@@ -25,7 +27,7 @@ RUNS = 6
 
 
 async def test_two_processes_take_turns_and_apply_each_missed_event_once(
-    clean_db: str, db: Conn, stripe_double: StripeDouble
+    route: Route, db: Conn, stripe_double: StripeDouble
 ) -> None:
     stream = recent_stream(4, span=1800)
     for event in stream:
@@ -34,12 +36,13 @@ async def test_two_processes_take_turns_and_apply_each_missed_event_once(
     finished = "SELECT count(*) FROM billing_job_run WHERE finished_at IS NOT NULL"
     with StripeServer(stripe_double) as stripe_server:
         env = {
+            **route.env,
             "STRIPE_RESTRICTED_KEY": values.STRIPE_KEY,
             "STRIPE_API_BASE": stripe_server.url,
             "STRIPE_EVENT_CATCHUP_SECONDS": "1",
             "LOG_LEVEL": "INFO",
         }
-        async with serving(clean_db, **env), serving(clean_db, **env):
+        async with serving(route.url, **env), serving(route.url, **env):
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 90
             while await db.fetchval(finished) < RUNS:
@@ -62,4 +65,7 @@ async def test_two_processes_take_turns_and_apply_each_missed_event_once(
     )
     assert twice == 0
     pids = {r["holder"].split(":")[1] for r in runs}
-    print(f"two processes: {len(runs)} catch-up runs by {len(pids)} processes, none overlapping")
+    print(
+        f"two processes ({route.name}): {len(runs)} catch-up runs by {len(pids)} processes,"
+        " none overlapping"
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 import time
 import uuid
@@ -138,7 +139,8 @@ class EventCatchup:
             except Exception as error:
                 log.error("catchup_loop_error", error_type=type(error).__name__, exc_info=True)
             force = False
-            await asyncio.sleep(poll)
+            # jittered: the process that just ran is not always first to find it due
+            await asyncio.sleep(poll * random.uniform(0.5, 1.0))
 
     async def _refresh_lag(self) -> None:
         """Report the lag the last run measured, whichever process ran it: every dyno
