@@ -76,7 +76,7 @@ async def test_two_hours_never_delivered_are_applied_within_one_cycle(
 async def test_billing_off_for_ten_minutes_then_caught_up_and_stripes_retries_are_duplicates(
     clean_db: str, db: Conn, pg_server: str, stripe_double: StripeDouble
 ) -> None:
-    stream = recent_stream(6, span=1800)
+    stream = recent_stream(12, span=1800)
     cut = time.time() - 600
     before = [e for e in stream if e["created"] < cut]
     during = [e for e in stream if e["created"] >= cut]
@@ -102,9 +102,9 @@ async def test_billing_off_for_ten_minutes_then_caught_up_and_stripes_retries_ar
     assert while_off.lag_before_seconds == during[-1]["created"] - before[-1]["created"]
     assert health_off["lag_seconds"] == while_off.lag_before_seconds
 
-    # billing on: the catch-up runs at start
+    # billing on: the catch-up runs at start, paced as in production
     switched_on = time.monotonic()
-    config = catchup_config(autostart=True)
+    config = catchup_config(autostart=True, rate=5.0)
     async with catchup_app(clean_db, stripe_double, config) as on:
         caught_up = await worker(on).wait_for_runs(1, timeout=60)
         time_to_caught_up = time.monotonic() - switched_on
@@ -138,7 +138,8 @@ async def test_billing_off_for_ten_minutes_then_caught_up_and_stripes_retries_ar
     assert state == await in_order_state(pg_server, stream)
     print(
         f"billing off 10 min: {len(during)} events missed; caught up "
-        f"{time_to_caught_up:.2f}s after billing came back; lag "
+        f"{time_to_caught_up:.2f}s after billing came back ({caught_up.requests} Stripe "
+        f"requests at 5/s); lag "
         f"{while_off.lag_before_seconds}s -> {caught_up.lag_after_seconds}s; "
         f"{len(retries)} retries by Stripe answered duplicate"
     )
