@@ -88,6 +88,10 @@ def make_settings(database_url: str | None, **overrides: Any) -> Settings:
         "flag_billing_audit_writes": True,
         "stripe_restricted_key": values.STRIPE_KEY,
         "stripe_webhook_secret": values.WEBHOOK_SECRET,
+        "stripe_thin_webhook_secret": values.THIN_WEBHOOK_SECRET,
+        # the catch-up worker would list the double's events at every app start: tests
+        # of it turn it on
+        "stripe_event_catchup_seconds": 0,
         "stripe_price_id_pro": values.PRICE_PRO,
         "stripe_price_id_pro_plus": values.PRICE_PRO_PLUS,
         "queue_service_token_raptor": values.RAPTOR_TOKEN,

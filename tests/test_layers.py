@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
             }
         ),
     ),
-    ("adapters", frozenset({"db", "stripe_gateway", "stripe_errors", "wakeups"})),
+    ("adapters", frozenset({"db", "stripe_gateway", "stripe_errors", "stripe_http", "wakeups"})),
     ("records", frozenset({"audit", "mirror"})),
     ("ingestion", frozenset({"webhooks"})),
     ("flows", frozenset({"billing"})),

@@ -49,6 +49,33 @@ def test_webhook_secrets_are_comma_separated(clean_env: pytest.MonkeyPatch) -> N
     assert load_settings().webhook_secrets() == [values.WEBHOOK_SECRET, values.OLD_WEBHOOK_SECRET]
 
 
+def test_thin_webhook_secrets_are_their_own_and_comma_separated(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv(
+        "STRIPE_THIN_WEBHOOK_SECRET",
+        f"{values.THIN_WEBHOOK_SECRET}, {values.OLD_THIN_WEBHOOK_SECRET}",
+    )
+    settings = load_settings()
+    assert settings.thin_webhook_secrets() == [
+        values.THIN_WEBHOOK_SECRET,
+        values.OLD_THIN_WEBHOOK_SECRET,
+    ]
+    assert settings.webhook_secrets() == []
+    assert values.THIN_WEBHOOK_SECRET not in repr(settings)
+
+
+def test_the_catchup_runs_every_five_minutes_with_a_key_and_zero_turns_it_off(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().stripe_event_catchup_seconds == 300
+    assert load_settings().event_catchup_enabled is False  # no Stripe key to read with
+    clean_env.setenv("STRIPE_RESTRICTED_KEY", values.STRIPE_KEY)
+    assert load_settings().event_catchup_enabled is True
+    clean_env.setenv("STRIPE_EVENT_CATCHUP_SECONDS", "0")
+    assert load_settings().event_catchup_enabled is False
+
+
 def test_price_ids_map_to_tiers(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("STRIPE_PRICE_ID_PRO", "price_a")
     clean_env.setenv("STRIPE_PRICE_ID_PRO_PLUS", "price_b")
@@ -90,6 +117,7 @@ def test_restricted_key_wins_over_secret_key(clean_env: pytest.MonkeyPatch) -> N
         ("DATABASE_CONNECTION_LIMIT", "0"),
         ("DATABASE_CONNECTION_RESERVE", "-1"),
         ("STRIPE_WEBHOOK_TOLERANCE_SECONDS", "0"),
+        ("STRIPE_EVENT_CATCHUP_SECONDS", "-1"),
         ("RAPTOR_MIRROR_URL", "not a url"),
         ("DATABASE_URL", "mysql://u:pw@h/db"),
         ("QUEUE_SERVICE_TOKEN_RAPTOR", "changeme"),

@@ -341,7 +341,7 @@ async def test_events_are_listed_a_page_at_a_time(
 
     first = await gateway.list_events(created_gte=NOW, limit=2)
     rest = await gateway.list_events(created_gte=NOW, limit=2, starting_after=first.data[-1]["id"])
-    undelivered = await gateway.list_events(delivery_success=False, types=["customer.*"])
+    undelivered = await gateway.list_events(delivery_success=False, types=["customer.updated"])
     one = await gateway.retrieve_event("evt_2")
 
     assert ([e["id"] for e in first.data], first.has_more) == (["evt_2", "evt_1"], True)

@@ -34,8 +34,9 @@ from raxx_queue.logs import configure_logging
 from raxx_queue.mirror.dispatcher import DispatcherConfig, build_mirror_dispatcher
 from raxx_queue.sentry import init_sentry
 from raxx_queue.settings import ConfigError, Settings, load_settings
-from raxx_queue.stripe_gateway import build_stripe_gateway
+from raxx_queue.stripe_gateway import StripeGateway, build_stripe_gateway
 from raxx_queue.wakeups import Wakeups
+from raxx_queue.webhooks.catchup_worker import CatchupConfig, EventCatchup
 
 # Routes are matched in this order: the hot paths (Stripe's deliveries, the paywall's
 # read) first.
@@ -65,9 +66,15 @@ def background_workers(
     db: Database,
     wakeups: Wakeups,
     mirror_config: DispatcherConfig | None = None,
+    *,
+    stripe: StripeGateway | None = None,
+    catchup_config: CatchupConfig | None = None,
 ) -> Workers:
     """The in-process jobs every web process runs (each safe with several processes)."""
     key = settings.billing_audit_hmac_key
+    catchup = None
+    if stripe is not None and settings.event_catchup_enabled:
+        catchup = EventCatchup(db, stripe, settings, catchup_config)
     return Workers(
         sealer=AuditSealer(
             db,
@@ -76,6 +83,7 @@ def background_workers(
             enabled=settings.flag_billing_audit_writes,
         ),
         grace=GraceExpiryJob(db),
+        catchup=catchup,
         mirror=build_mirror_dispatcher(settings, db, wakeups.mirror, mirror_config),
     )
 
@@ -85,11 +93,12 @@ def create_app(
     *,
     stripe_transport: httpx.AsyncBaseTransport | None = None,
     mirror_config: DispatcherConfig | None = None,
+    catchup_config: CatchupConfig | None = None,
 ) -> FastAPI:
     """Build the app; resources are opened by the lifespan, never at import time.
 
-    `stripe_transport` replaces the network under the Stripe gateway and
-    `mirror_config` tunes the mirror dispatcher (tests).
+    `stripe_transport` replaces the network under the Stripe gateway, `mirror_config`
+    and `catchup_config` tune the mirror dispatcher and the event catch-up (tests).
     """
     configure_logging(settings)
     init_sentry(settings)
@@ -108,7 +117,9 @@ def create_app(
         )
         await db.open()
         gateway = build_stripe_gateway(settings, stripe_transport)
-        workers = background_workers(settings, db, wakeups, mirror_config)
+        workers = background_workers(
+            settings, db, wakeups, mirror_config, stripe=gateway, catchup_config=catchup_config
+        )
         app.state.services = Services(
             settings=settings,
             db=db,

@@ -106,5 +106,6 @@ def _secrets_of(settings: Settings) -> list[str | None]:
         settings.billing_audit_hmac_key,
         settings.sentry_dsn,
         *settings.stripe_webhook_secret,
+        *settings.stripe_thin_webhook_secret,
     ]
     return [s.get_secret_value() if s is not None else None for s in secrets]

@@ -46,6 +46,22 @@ AUDIT_UNSEALED = Gauge(
     "queue_audit_unsealed_rows", "Audit rows waiting to be sealed", multiprocess_mode="max"
 )
 AUDIT_SEALED = Counter("queue_audit_sealed_rows_total", "Audit rows sealed into the chain")
+# Set by whichever process ran the last catch-up: the most recent value is the truth.
+STRIPE_EVENT_LAG = Gauge(
+    "queue_stripe_event_lag_seconds",
+    "Newest event at Stripe (of the types Queue handles) minus the newest event Queue "
+    "applied, as of the last catch-up run",
+    multiprocess_mode="mostrecent",
+)
+CATCHUP_APPLIED = Counter(
+    "queue_catchup_applied_total", "Events the catch-up applied (none had arrived)", ["type"]
+)
+CATCHUP_RUNS = Counter("queue_catchup_runs_total", "Catch-up runs by outcome", ["outcome"])
+THIN_EVENTS = Counter(
+    "queue_thin_events_total",
+    "Thin event notifications by kind (snapshot, health, unknown) and outcome",
+    ["kind", "outcome"],
+)
 
 
 def render_latest() -> tuple[bytes, str]:

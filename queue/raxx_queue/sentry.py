@@ -91,3 +91,11 @@ def capture_security_event(message: str, **tags: str) -> None:
         for key, value in tags.items():
             scope.set_tag(key, value)
         sentry_sdk.capture_message(message, level="warning", scope=scope)
+
+
+def capture_operational_event(message: str, **tags: str) -> None:
+    """Report something operators must act on (e.g. events Stripe no longer keeps)."""
+    with sentry_sdk.new_scope() as scope:
+        for key, value in tags.items():
+            scope.set_tag(key, value)
+        sentry_sdk.capture_message(message, level="error", scope=scope)

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     stripe_api_base: HttpUrl | None = None
     stripe_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=86_400)
+    # secrets of the thin-event destination (event notifications), comma-separated
+    stripe_thin_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # how often the catch-up of missed events runs (0: never); it needs a Stripe key
+    stripe_event_catchup_seconds: int = Field(default=300, ge=0, le=86_400)
     stripe_price_id_pro: str | None = None
     stripe_price_id_pro_plus: str | None = None
 
@@ -125,7 +129,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.JSON
 
-    @field_validator("stripe_webhook_secret", mode="before")
+    @field_validator("stripe_webhook_secret", "stripe_thin_webhook_secret", mode="before")
     @classmethod
     def _parse_secrets(cls, value: Any) -> Any:
         return _split_secrets(value)
@@ -225,6 +229,14 @@ class Settings(BaseSettings):
 
     def webhook_secrets(self) -> list[str]:
         return [secret.get_secret_value() for secret in self.stripe_webhook_secret]
+
+    def thin_webhook_secrets(self) -> list[str]:
+        return [secret.get_secret_value() for secret in self.stripe_thin_webhook_secret]
+
+    @property
+    def event_catchup_enabled(self) -> bool:
+        """The catch-up runs when it has an interval and a Stripe key to read with."""
+        return self.stripe_event_catchup_seconds > 0 and self.stripe_api_key is not None
 
 
 def _describe(error: ValidationError) -> str:

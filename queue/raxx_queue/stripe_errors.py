@@ -25,8 +25,28 @@ class StripeNotConfigured(ServiceError):
         super().__init__("no Stripe API key is configured (STRIPE_RESTRICTED_KEY)")
 
 
+# The longest Retry-After Queue honours as given; a longer one is capped by the caller.
+MAX_RETRY_AFTER = 3600.0
+
+
+def retry_after_of(error: stripe.StripeError | None) -> float | None:
+    """Seconds Stripe asked the caller to wait (`Retry-After`), if it said (the SDK does not
+    read it)."""
+    if error is None or not error.headers:
+        return None
+    value = next((v for k, v in error.headers.items() if k.lower() == "retry-after"), None)
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    if seconds is None or not 0 <= seconds <= MAX_RETRY_AFTER:
+        return None
+    return seconds
+
+
 class StripeGatewayError(ServiceError):
-    """A failed Stripe call; `stripe_code` / `stripe_request_id` are Stripe's, for operators."""
+    """A failed Stripe call; `stripe_code` / `stripe_request_id` are Stripe's, for operators,
+    `http_status` and `retry_after` Stripe's answer (None when nothing came back)."""
 
     status = 502
     code = "STRIPE_ERROR"
@@ -45,6 +65,8 @@ class StripeGatewayError(ServiceError):
         self.operation = operation
         self.stripe_code = source.code if source is not None else None
         self.stripe_request_id = source.request_id if source is not None else None
+        self.http_status: int | None = source.http_status if source is not None else None
+        self.retry_after = retry_after_of(source)
 
 
 class StripeCardError(StripeGatewayError):

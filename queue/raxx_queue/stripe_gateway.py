@@ -8,18 +8,20 @@ the HTTP answer the service gives for them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import stripe
+import stripe.events
 import stripe.params
 import stripe.params.billing_portal
 import stripe.params.checkout
 
 from raxx_queue.settings import Settings
 from raxx_queue.stripe_errors import mapped_errors
+from raxx_queue.stripe_http import TransportHTTPXClient
 
 # The API version our readers of Stripe objects are written against (current shape:
 # periods on subscription items, invoice.confirmation_secret). Changing it is a code change.
@@ -31,31 +33,7 @@ SUBSCRIPTION_EXPAND = ("latest_invoice.confirmation_secret", "pending_setup_inte
 
 Obj = dict[str, Any]
 
-
-class TransportHTTPXClient(stripe.HTTPXClient):
-    """The SDK's async httpx client, sending through a caller-provided `httpx.AsyncClient`.
-
-    `stripe.HTTPXClient` builds its own `httpx.AsyncClient` and takes no transport, so the
-    client is swapped after construction. The parent sends form bodies as `data=<str>`, which
-    httpx 0.28 deprecates with a warning on every POST; bodies go in `content=` instead.
-    """
-
-    def __init__(self, client: httpx.AsyncClient, *, timeout: float | httpx.Timeout = 80.0):
-        super().__init__(timeout=timeout)
-        self._unused_client: httpx.AsyncClient = self._client_async
-        self._client_async = client
-
-    def _get_request_args_kwargs(
-        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
-    ) -> list[Any]:
-        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
-        body = kwargs.pop("data")
-        kwargs["content"] = body if isinstance(body, str | bytes) else None
-        return [args, kwargs]
-
-    async def close_async(self) -> None:
-        await self._client_async.aclose()
-        await self._unused_client.aclose()
+__all__ = ["STRIPE_API_VERSION", "StripeGateway", "ThinEvent", "TransportHTTPXClient"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +44,19 @@ class StripePage:
     has_more: bool
 
 
+@dataclass(frozen=True)
+class ThinEvent:
+    """A thin event notification: what it is about, not the object itself."""
+
+    id: str
+    type: str
+    created: str  # RFC 3339
+    livemode: bool
+    context: str | None  # a connected account's context, if any
+    related_object: tuple[str, str] | None  # (id, type), e.g. ("sub_…", "subscription")
+    typed: bool  # the SDK knows this type
+
+
 def _key(idempotency_key: str) -> stripe.RequestOptions:
     return {"idempotency_key": idempotency_key}
 
@@ -74,6 +65,7 @@ class StripeGateway:
     """Typed async calls to Stripe; writes require an idempotency key from the caller."""
 
     def __init__(self, client: stripe.StripeClient, http_client: TransportHTTPXClient) -> None:
+        self._client = client
         self._v1 = client.v1
         self._http_client = http_client
 
@@ -223,6 +215,7 @@ class StripeGateway:
         self,
         *,
         created_gte: int | None = None,
+        created_lt: int | None = None,
         starting_after: str | None = None,
         limit: int = 100,
         types: list[str] | None = None,
@@ -230,8 +223,13 @@ class StripeGateway:
     ) -> StripePage:
         """One page of events, newest first; pass the last id as `starting_after` for more."""
         params: stripe.params.EventListParams = {"limit": limit}
+        created: stripe.params.EventListParamsCreated = {}
         if created_gte is not None:
-            params["created"] = {"gte": created_gte}
+            created["gte"] = created_gte
+        if created_lt is not None:
+            created["lt"] = created_lt
+        if created:
+            params["created"] = created
         if starting_after is not None:
             params["starting_after"] = starting_after
         if types:
@@ -245,6 +243,42 @@ class StripeGateway:
     async def retrieve_event(self, event_id: str) -> Obj:
         with mapped_errors("events.retrieve"):
             return (await self._v1.events.retrieve_async(event_id)).to_dict()
+
+    # event destinations (thin events)
+
+    def parse_thin_event(self, payload: bytes) -> ThinEvent:
+        """A thin event notification read by the SDK; its signature is checked already.
+
+        A type whose typed class finds a field missing is read as the SDK reads types it
+        does not know. ValueError when it is not a notification at all.
+        """
+        text = payload.decode("utf-8")
+        notification: stripe.v2.core.EventNotification
+        try:
+            notification = self._client.parse_event_notification_without_verification(text)
+        except RecursionError as error:  # nested beyond what any notification is
+            raise ValueError("not a thin event notification") from error
+        except (KeyError, TypeError, AttributeError):
+            try:
+                parsed = orjson.loads(text)
+                notification = stripe.events.UnknownEventNotification(parsed, self._client)
+            except (KeyError, TypeError, AttributeError, orjson.JSONDecodeError) as error:
+                raise ValueError("not a thin event notification") from error
+        related = getattr(notification, "related_object", None)
+        return ThinEvent(
+            id=notification.id,
+            type=notification.type,
+            created=notification.created,
+            livemode=notification.livemode,
+            context=str(notification.context) if notification.context else None,
+            related_object=(related.id, related.type) if related is not None else None,
+            typed=not isinstance(notification, stripe.events.UnknownEventNotification),
+        )
+
+    async def retrieve_v2_event(self, event_id: str) -> Obj:
+        """The full v2 event behind a thin notification (`snapshot_event`, `data`)."""
+        with mapped_errors("v2.core.events.retrieve"):
+            return (await self._client.v2.core.events.retrieve_async(event_id)).to_dict()
 
 
 def build_stripe_gateway(

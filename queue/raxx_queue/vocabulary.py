@@ -34,5 +34,11 @@ INVOICE_STATUSES = frozenset({"draft", "open", "paid", "uncollectible", "void"})
 # The platform's id of a customer (SPEC §3).
 QUEUE_CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
-# Who an audit row says acted: the calling service, Stripe, or Queue itself.
-Actor = Literal["stripe", "raptor", "console", "reconcile", "system"]
+# Who an audit row says acted: the calling service, Stripe, or Queue itself (its
+# reconcile, its catch-up of missed events, its other jobs).
+Actor = Literal["stripe", "raptor", "console", "reconcile", "system", "catchup"]
+
+# How a Stripe event reached Queue (processed_stripe_events.source): a webhook
+# delivery, `events replay`, reconcile's synthetic events, the catch-up worker, or a
+# thin notification (the notification itself and the snapshot event it names).
+EventSource = Literal["webhook", "replay", "reconcile", "catchup", "thin"]

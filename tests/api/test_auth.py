@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from raxx_queue.api.deps import PERMISSIONS, Allow, Caller, Permission
+from raxx_queue.api.deps import PERMISSIONS, STRIPE_SIGNED_ROUTES, Allow, Caller, Permission
 from tests.conftest import AppClient
 from tests.support import values
 from tests.support.routes import api_routes, iter_route_objects
@@ -134,9 +134,21 @@ async def test_health_and_ready_need_no_token(client: AppClient) -> None:
 
 
 async def test_every_api_route_is_in_the_matrix(client: AppClient) -> None:
-    """A new /api route must be added to PROTECTED_ROUTES (or be the webhook)."""
+    """A new /api route must be added to PROTECTED_ROUTES (or be signed by Stripe)."""
     declared = {_template(m, p) for m, p, _ in PROTECTED_ROUTES}
-    routes = [(m, p) for m, p in api_routes(client.app) if p != "/api/v1/billing/webhook"]
+    routes = [(m, p) for m, p in api_routes(client.app) if p not in STRIPE_SIGNED_ROUTES]
     assert len(routes) >= 4
     for method, path in routes:
         assert f"{method} {path}" in declared, f"{method} {path} missing from the auth matrix"
+
+
+@pytest.mark.parametrize("path", sorted(STRIPE_SIGNED_ROUTES))
+async def test_stripe_signed_routes_take_no_token_and_refuse_an_unsigned_body(
+    client: AppClient, path: str
+) -> None:
+    """A service token opens no Stripe route: only the body's signature does."""
+    assert ("POST", path) in api_routes(client.app)
+    for headers in ({}, values.RAPTOR, values.CONSOLE):
+        response = await client.post(path, content=b"{}", headers=headers)
+        assert response.status_code == 400, (path, headers)
+        assert response.json()["error"]["code"] == "INVALID_SIGNATURE"

@@ -20,6 +20,12 @@ async def test_health_reports_database_and_flag(client: httpx.AsyncClient) -> No
         "version": __version__,
         "database": "ok",
         "billing_enabled": True,
+        "stripe_events": {
+            "catchup": "off",
+            "lag_seconds": None,
+            "checked_at": None,
+            "last_run": None,
+        },
     }
     assert response.headers["x-request-id"]
 

@@ -363,6 +363,9 @@ async def test_events_list_filters_and_paginates(
         event = build_event("customer.updated", customer, event_id=f"evt_{n}", created=NOW + n)
         double.add_event(event, delivered=n % 2 == 0)
     double.add_event(build_event("customer.created", customer, event_id="evt_old", created=1))
+    # Stripe keeps 30 days of events: the oldest it lists
+    edge = NOW - 30 * 86_400
+    double.add_event(build_event("customer.created", customer, event_id="evt_edge", created=edge))
 
     first = await client.v1.events.list_async(
         {"created": {"gte": NOW}, "delivery_success": False, "limit": 1}
@@ -376,6 +379,8 @@ async def test_events_list_filters_and_paginates(
 
     assert ([e.id for e in first.data], first.has_more) == (["evt_3"], True)
     assert ([e.id for e in second.data], second.has_more) == (["evt_1"], False)
-    assert every == ["evt_4", "evt_3", "evt_2", "evt_1", "evt_0", "evt_old"]
+    assert every == ["evt_4", "evt_3", "evt_2", "evt_1", "evt_0", "evt_edge"]
     assert fetched.type == "customer.updated"
+    with pytest.raises(stripe.InvalidRequestError):
+        await client.v1.events.retrieve_async("evt_old")
     assert double.requests_to("GET", "/v1/events")[0].query["created"] == {"gte": str(NOW)}

@@ -27,6 +27,8 @@ TABLES = (
     "billing_action_log",
     "billing_subscription_mirror",
     "billing_job_checkpoint",
+    "billing_job_lease",
+    "billing_job_run",
 )
 
 

@@ -4,6 +4,8 @@ RAPTOR_TOKEN = "raptor-test-token-7f3a9c1e5b"
 CONSOLE_TOKEN = "console-test-token-2d8e6b4a0c"
 WEBHOOK_SECRET = "whsec_test_current_4f1c2a9e7d3b5a8c"
 OLD_WEBHOOK_SECRET = "whsec_test_previous_9b7d5f3e1a2c4b6d"
+THIN_WEBHOOK_SECRET = "whsec_test_thin_6e2a8c4f0b1d3e5a"
+OLD_THIN_WEBHOOK_SECRET = "whsec_test_thin_previous_3c5e7a9b1d"
 AUDIT_KEY = "audit-hmac-test-key-5c3e1a7b9d"
 MIRROR_TOKEN = "mirror-test-token-8a6c4e2b0d"
 STRIPE_KEY = "rk_test_queuetests0123456789abcdef"
@@ -15,6 +17,8 @@ SECRETS = (
     CONSOLE_TOKEN,
     WEBHOOK_SECRET,
     OLD_WEBHOOK_SECRET,
+    THIN_WEBHOOK_SECRET,
+    OLD_THIN_WEBHOOK_SECRET,
     AUDIT_KEY,
     MIRROR_TOKEN,
     STRIPE_KEY,

@@ -28,6 +28,7 @@ from raxx_queue.settings import Settings
 from raxx_queue.stripe_gateway import StripeGateway
 from raxx_queue.vocabulary import QUEUE_CUSTOMER_ID_PATTERN, Actor
 from raxx_queue.wakeups import BackgroundWorker, Wakeups
+from raxx_queue.webhooks.catchup_worker import EventCatchup
 
 
 class Caller(enum.StrEnum):
@@ -51,6 +52,10 @@ class Permission(enum.Enum):
     METRICS = "metrics"
 
 
+# Routes Stripe calls: authenticated by the `Stripe-Signature` of their body (each with
+# its own secrets), never by a service token.
+STRIPE_SIGNED_ROUTES = frozenset({"/api/v1/billing/webhook", "/api/v1/billing/webhook/thin"})
+
 PERMISSIONS: Mapping[Permission, frozenset[Caller]] = MappingProxyType(
     {
         Permission.BILLING_READ: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
@@ -69,12 +74,14 @@ class Workers:
 
     sealer: AuditSealer | None = None
     grace: GraceExpiryJob | None = None
+    catchup: EventCatchup | None = None
     mirror: MirrorDispatcher | None = None
 
     def running(self) -> list[BackgroundWorker]:
         """In start order; the mirror dispatcher last, so it stops first and its pushes
         in flight finish within its grace."""
-        return [w for w in (self.sealer, self.grace, self.mirror) if w is not None]
+        workers = (self.sealer, self.grace, self.catchup, self.mirror)
+        return [w for w in workers if w is not None]
 
 
 @dataclass

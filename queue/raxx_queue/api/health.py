@@ -13,20 +13,31 @@ from raxx_queue.db.migrate import NotMigrated, deployed_head
 from raxx_queue.db.pool import UNAVAILABLE
 from raxx_queue.errors import DatabaseUnavailable, error_responses
 from raxx_queue.metrics import render_latest
+from raxx_queue.webhooks.catchup_worker import catchup_health
 
 router = APIRouter()
 
 
 @router.get("/health")
 async def health(services: ServicesDep) -> dict[str, Any]:
-    """Liveness: 200 while the process serves, whatever the database says."""
+    """Liveness: 200 while the process serves, whatever the database says.
+
+    `stripe_events` reports how far Queue trails Stripe (as the last catch-up run
+    measured it): an alarm for operators, not a reason to stop serving, so `/ready`
+    leaves it out."""
     database_ok = await services.db.ping()
+    settings = services.settings
     return {
         "status": "ok",
         "service": "queue",
         "version": __version__,
         "database": "ok" if database_ok else "unavailable",
-        "billing_enabled": services.settings.flag_queue_billing,
+        "billing_enabled": settings.flag_queue_billing,
+        "stripe_events": (
+            await catchup_health(services.db, enabled=settings.event_catchup_enabled)
+            if database_ok
+            else None
+        ),
     }
 
 

@@ -25,6 +25,7 @@ gateway builds its client the same way; `create_app(settings, stripe_transport=.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hmac
 import json
@@ -67,6 +68,8 @@ class ScriptedFailure:
     method: str | None = None
     remaining: int | None = 1  # None: until cleared
     decline_code: str = "insufficient_funds"
+    retry_after: int | None = None  # a `Retry-After` header on the answer (rate_limit)
+    after: int = 0  # matching requests let through before the failures start
 
     def matches(self, method: str, path: str) -> bool:
         """Whether a request is hit by this failure."""
@@ -127,6 +130,7 @@ class StripeDouble:
         self._failures: list[ScriptedFailure] = []
         self._answers: dict[str, _KeptAnswer] = {}
         self._amendments: dict[str, Callable[[Json], None]] = {}
+        self._delays: dict[str, float] = {}
         self.transport = httpx.MockTransport(self.handle)
 
     # --- scripting ---------------------------------------------------------------------
@@ -139,17 +143,40 @@ class StripeDouble:
         method: str | None = None,
         times: int = 1,
         decline_code: str = "insufficient_funds",
+        retry_after: int | None = None,
+        after: int = 0,
     ) -> None:
-        """Fail the next `times` matching requests with `kind` (queued after earlier scripts)."""
+        """Fail the next `times` matching requests with `kind` (queued after earlier scripts),
+        once `after` of them have gone through; `retry_after` adds Stripe's `Retry-After`
+        header to the answer."""
         with self._lock:
-            self._failures.append(ScriptedFailure(kind, path_prefix, method, times, decline_code))
+            self._failures.append(
+                ScriptedFailure(kind, path_prefix, method, times, decline_code, retry_after, after)
+            )
+
+    def delay(self, path_prefix: str, seconds: float) -> None:
+        """Answer every request whose path starts with `path_prefix` `seconds` late (a slow
+        Stripe), until `clear_failures()`."""
+        with self._lock:
+            self._delays[path_prefix] = seconds
 
     def fail_always(
-        self, path_prefix: str, kind: FailureKind, *, method: str | None = None
+        self,
+        path_prefix: str,
+        kind: FailureKind,
+        *,
+        method: str | None = None,
+        retry_after: int | None = None,
+        after: int = 0,
     ) -> None:
-        """Make every matching request fail with `kind` until `clear_failures()`."""
+        """Make every matching request fail with `kind` until `clear_failures()` (once `after`
+        of them have gone through)."""
         with self._lock:
-            self._failures.append(ScriptedFailure(kind, path_prefix, method, None))
+            self._failures.append(
+                ScriptedFailure(
+                    kind, path_prefix, method, None, retry_after=retry_after, after=after
+                )
+            )
 
     def amend_created(self, path: str, amend: Callable[[Json], None]) -> None:
         """Change each object a POST to `path` creates, as Stripe keeps and answers it:
@@ -170,9 +197,10 @@ class StripeDouble:
             return action(self._state)
 
     def clear_failures(self) -> None:
-        """Drop every scripted failure."""
+        """Drop every scripted failure and delay."""
         with self._lock:
             self._failures.clear()
+            self._delays.clear()
 
     def put(self, obj: Json) -> None:
         """Store `obj` as Stripe's current truth (kind chosen by its id prefix)."""
@@ -197,6 +225,17 @@ class StripeDouble:
             self._state.store(copy.deepcopy(event))
             if not delivered:
                 self._state.undelivered_events.add(event["id"])
+
+    def mark_delivered(self, event_id: str) -> None:
+        """A retry of the event succeeded: it leaves `delivery_success=false`."""
+        with self._lock:
+            self._state.undelivered_events.discard(event_id)
+
+    def add_v2_event(self, event: Json) -> None:
+        """Store a v2 event (`GET /v2/core/events/{id}`), e.g. the one behind a thin
+        notification built by `raxx_queue.simulator.thin`."""
+        with self._lock:
+            self._state.v2_events[event["id"]] = copy.deepcopy(event)
 
     # --- inspection --------------------------------------------------------------------
 
@@ -253,6 +292,12 @@ class StripeDouble:
         """The transport's handler: record, maybe fail, else answer as Stripe would."""
         record = _record_of(request, self._api_key)
         with self._lock:
+            delay = next(
+                (s for prefix, s in self._delays.items() if record.path.startswith(prefix)), 0.0
+            )
+        if delay:
+            await asyncio.sleep(delay)
+        with self._lock:
             self._requests.append(record)
             failure = self._take_failure(record)
             if failure is None or failure.kind in ("card_declined", "lost_response"):
@@ -263,11 +308,17 @@ class StripeDouble:
             record.status = None if lost else status
         if lost:
             raise httpx.ReadTimeout("scripted: Stripe acted, the answer was lost", request=request)
-        return self._response(record, status, payload)
+        response = self._response(record, status, payload)
+        if failure is not None and failure.retry_after is not None:
+            response.headers["Retry-After"] = str(failure.retry_after)
+        return response
 
     def _take_failure(self, record: RecordedRequest) -> ScriptedFailure | None:
         failure = next((f for f in self._failures if f.matches(record.method, record.path)), None)
         if failure is None:
+            return None
+        if failure.after > 0:
+            failure.after -= 1
             return None
         if failure.remaining is not None:
             failure.remaining -= 1

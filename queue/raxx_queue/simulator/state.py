@@ -111,6 +111,8 @@ class StripeState:
     portal_sessions: dict[str, Json] = field(default_factory=dict)
     events: dict[str, Json] = field(default_factory=dict)
     undelivered_events: set[str] = field(default_factory=set)
+    # v2 events (thin events' full form), by id; their ids share v1's `evt_` prefix
+    v2_events: dict[str, Json] = field(default_factory=dict)
     # fields Stripe only returns when expanded (e.g. invoice.confirmation_secret), by object id
     includable: dict[str, Json] = field(default_factory=dict)
     # what a test card does when charged (pm id → "succeeds" / "fails")

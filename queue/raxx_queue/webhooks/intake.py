@@ -7,7 +7,7 @@ outcome; everything in between lives here, with its metrics and security events.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import structlog
@@ -35,26 +35,44 @@ from raxx_queue.webhooks.signature import verify_signature
 log = structlog.get_logger(__name__)
 
 
+def verify_delivery(
+    payload: bytes, signature: str | None, secrets: list[str], tolerance: int, *, endpoint: str
+) -> None:
+    """Check a delivery's `Stripe-Signature` against the endpoint's secrets; any failure is
+    counted, logged and sent to Sentry as a security event, then InvalidSignature."""
+    if not secrets:
+        raise WebhookNotConfigured()
+    try:
+        index = verify_signature(payload, signature, secrets, tolerance, time.time())
+    except InvalidSignature as error:
+        reject_delivery(error.reason, len(payload), endpoint=endpoint)
+    prefix = "" if endpoint == "snapshot" else f"{endpoint}:"
+    WEBHOOK_SECRET_MATCHES.labels(secret_index=f"{prefix}{index}").inc()
+
+
+def reject_delivery(reason: str, size: int, *, endpoint: str) -> NoReturn:
+    WEBHOOK_SIGNATURE_FAILURES.labels(reason=reason).inc()
+    log.warning("webhook_rejected", reason=reason, bytes=size, endpoint=endpoint)
+    capture_security_event("stripe webhook rejected", reason=reason, endpoint=endpoint)
+    raise InvalidSignature(reason) from None
+
+
 def verified_event(payload: bytes, signature: str | None, settings: Settings) -> Any:
     """The JSON a delivery carries, once its signature holds; else InvalidSignature.
 
     Any JSON: apply_stripe_event checks that it is an event.
     """
-    secrets = settings.webhook_secrets()
-    if not secrets:
-        raise WebhookNotConfigured()
+    verify_delivery(
+        payload,
+        signature,
+        settings.webhook_secrets(),
+        settings.stripe_webhook_tolerance_seconds,
+        endpoint="snapshot",
+    )
     try:
-        index = verify_signature(
-            payload, signature, secrets, settings.stripe_webhook_tolerance_seconds, time.time()
-        )
         event = orjson.loads(payload)
-    except (InvalidSignature, orjson.JSONDecodeError) as error:
-        reason = error.reason if isinstance(error, InvalidSignature) else "invalid_json"
-        WEBHOOK_SIGNATURE_FAILURES.labels(reason=reason).inc()
-        log.warning("webhook_rejected", reason=reason, bytes=len(payload))
-        capture_security_event("stripe webhook rejected", reason=reason)
-        raise InvalidSignature(reason) from None
-    WEBHOOK_SECRET_MATCHES.labels(secret_index=str(index)).inc()
+    except orjson.JSONDecodeError:
+        reject_delivery("invalid_json", len(payload), endpoint="snapshot")
     check_nesting(payload, event)
     return event
 
