@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import (
@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     raptor_mirror_token: SecretStr | None = None
     billing_audit_hmac_key: SecretStr | None = None
     grace_period_days: int = Field(default=7, ge=0, le=90)
+    # an open dispute on a customer's payment suspends access ("suspend") or not ("keep")
+    dispute_access: Literal["suspend", "keep"] = "suspend"
 
     portal_return_url: HttpUrl | None = None
     checkout_success_url: HttpUrl | None = None

@@ -29,6 +29,8 @@ TABLES = (
     "billing_job_checkpoint",
     "billing_job_lease",
     "billing_job_run",
+    "billing_dispute",
+    "billing_payment_ref",
 )
 
 

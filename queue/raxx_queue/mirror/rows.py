@@ -6,8 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from raxx_queue.db.pool import Transaction
+from raxx_queue.vocabulary import Actor
 
-REFRESH_MIRROR = "SELECT changed, version, before, after FROM billing_refresh_mirror($1)"
+REFRESH_MIRROR = """
+SELECT changed, version, before, after, access_change
+  FROM billing_refresh_mirror($1, $2, NULL, $3)
+"""
 
 MIRROR_FIELDS = (
     "queue_customer_id",
@@ -16,6 +20,8 @@ MIRROR_FIELDS = (
     "current_period_end",
     "grace_until",
     "entitled",
+    "access",
+    "access_reason",
     "feature_locked_at",
     "version",
     "updated_at",
@@ -28,14 +34,29 @@ class MirrorChange:
     version: int | None
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    # a change of access: the rule that decided it, before, after, the facts it read
+    access_change: dict[str, Any] | None = None
 
 
-async def refresh_mirror(tx: Transaction, queue_customer_id: str) -> MirrorChange:
-    """Recompute the mirror row in the caller's transaction (the outbox write)."""
-    row = await tx.conn.fetchrow(REFRESH_MIRROR, queue_customer_id)
+async def refresh_mirror(
+    tx: Transaction,
+    queue_customer_id: str,
+    actor: Actor | None = "system",
+    request_id: str | None = None,
+) -> MirrorChange:
+    """Recompute the mirror row in the caller's transaction (the outbox write). A change
+    of access is audited ('access.changed') as `actor`; with no actor the caller puts
+    MirrorChange.access_change in its own audit row."""
+    row = await tx.conn.fetchrow(REFRESH_MIRROR, queue_customer_id, actor, request_id)
     if row is None:
         return MirrorChange(changed=False, version=None, before=None, after=None)
     tx.effects.mirror_changed |= row["changed"]
+    # a change of access appended an audit row (billing_refresh_mirror)
+    tx.effects.audited |= actor is not None and row["access_change"] is not None
     return MirrorChange(
-        changed=row["changed"], version=row["version"], before=row["before"], after=row["after"]
+        changed=row["changed"],
+        version=row["version"],
+        before=row["before"],
+        after=row["after"],
+        access_change=row["access_change"],
     )

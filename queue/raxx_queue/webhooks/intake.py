@@ -91,6 +91,7 @@ async def receive_delivery(
     context = EventContext(
         price_tiers=price_tiers(settings),
         grace_days=settings.grace_period_days,
+        dispute_access=settings.dispute_access,
         request_id=request_id,
     )
     result = await apply_stripe_event(db, event, context, stripe)

@@ -54,6 +54,8 @@ class EventContext:
     request_id: str | None = None
     # the audit action; default "stripe.<event type>"
     action: str | None = None
+    # DISPUTE_ACCESS: whether an open dispute suspends access ("suspend") or not ("keep")
+    dispute_access: str = "suspend"
 
 
 def event_envelope(event: Any) -> tuple[str, str, int, Json]:
@@ -113,6 +115,7 @@ def _params(event: Json, change: EventChange, context: EventContext, force: bool
         "object_id": change.object_id,
         "change": change.change,
         "grace_days": context.grace_days,
+        "dispute_access": context.dispute_access,
         "force": force,
     }
 
