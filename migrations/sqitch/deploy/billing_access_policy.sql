@@ -113,11 +113,13 @@ VALUES
      'The subscription is paid up.');
 
 -- A customer's access at p_at: the deciding rule, and when access would next change by
--- time alone (a grace window ending, a paused collection's paid period ending).
+-- time alone (a grace window ending, a paused collection's paid period ending). One row
+-- (every combination of facts meets a rule: tests/billing/test_access_policy_doc.py); a
+-- set-returning SQL function so that the planner inlines it into the views.
 CREATE FUNCTION billing_access(
     p_status text, p_grace_until timestamptz, p_pause_paid_through timestamptz,
-    p_dispute_open boolean, p_customer_deleted boolean, p_at timestamptz,
-    OUT access text, OUT access_reason text, OUT rule text, OUT due_at timestamptz)
+    p_dispute_open boolean, p_customer_deleted boolean, p_at timestamptz)
+RETURNS TABLE (access text, access_reason text, rule text, due_at timestamptz)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT r.access, r.access_reason, r.rule,
            CASE WHEN r.access IN ('active', 'trialing', 'grace') THEN
@@ -151,8 +153,8 @@ SELECT DISTINCT ON (s.stripe_customer_id)
        s.*,
        billing_access_entitles(a.access) AS entitled
   FROM billing_subscription AS s
- CROSS JOIN LATERAL billing_access(s.status, s.grace_until, s.pause_paid_through, false,
-                                   false, now()) AS a
+ LEFT JOIN LATERAL billing_access(s.status, s.grace_until, s.pause_paid_through, false,
+                                  false, now()) AS a ON true
  ORDER BY s.stripe_customer_id,
           billing_access_entitles(a.access) DESC,
           billing_status_rank(s.status),
@@ -199,9 +201,9 @@ SELECT c.id,
                           AND bd.suspends_access
                           AND billing_dispute_is_open(bd.status)) AS dispute_open
        ) AS d
- CROSS JOIN LATERAL billing_access(coalesce(s.status, 'none'), s.grace_until,
-                                   s.pause_paid_through, d.dispute_open,
-                                   c.deleted_at IS NOT NULL, now()) AS a;
+ LEFT JOIN LATERAL billing_access(coalesce(s.status, 'none'), s.grace_until,
+                                  s.pause_paid_through, d.dispute_open,
+                                  c.deleted_at IS NOT NULL, now()) AS a ON true;
 
 -- The mirror pushes access and access_reason; access_rule, access_changed_at and
 -- access_due_at (when the time alone changes access: the expiry job's index) stay here.
