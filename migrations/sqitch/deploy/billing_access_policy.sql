@@ -20,10 +20,12 @@ ALTER TABLE billing_subscription
     ADD COLUMN pause_paid_through timestamptz;
 
 -- Which Stripe customer a payment (charge ch_…, PaymentIntent pi_…) belongs to, learnt
--- from invoices: a dispute names only its charge and PaymentIntent.
+-- from invoices (their charge and payment_intent before 2025-03-31.basil) and from
+-- invoice_payment.paid (since): a dispute names only its charge and PaymentIntent. The
+-- customer is the row's own, or its invoice's.
 CREATE TABLE billing_payment_ref (
     payment_ref text NOT NULL,
-    stripe_customer_id text NOT NULL,
+    stripe_customer_id text,
     stripe_invoice_id text,
     created_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT billing_payment_ref_pkey PRIMARY KEY (payment_ref)
@@ -424,10 +426,16 @@ DECLARE
 BEGIN
     -- a dispute names its payment, not its customer: the invoices told which it is
     IF v_family = 'dispute' AND v_customer IS NULL THEN
-        SELECT r.stripe_customer_id INTO v_customer FROM billing_payment_ref AS r
+        SELECT coalesce(r.stripe_customer_id, i.stripe_customer_id) INTO v_customer
+          FROM billing_payment_ref AS r
+          LEFT JOIN billing_invoice AS i ON i.stripe_invoice_id = r.stripe_invoice_id
          WHERE r.payment_ref IN (p -> 'change' ->> 'charge_id',
                                  p -> 'change' ->> 'payment_intent_id')
+         ORDER BY 1 NULLS LAST
          LIMIT 1;
+    ELSIF v_family = 'payment' AND v_customer IS NULL THEN
+        SELECT i.stripe_customer_id INTO v_customer FROM billing_invoice AS i
+         WHERE i.stripe_invoice_id = p -> 'change' ->> 'stripe_invoice_id';
     END IF;
 
     INSERT INTO processed_stripe_events AS e
@@ -471,6 +479,20 @@ BEGIN
               FROM jsonb_array_elements_text(coalesce(p -> 'change' -> 'payment_refs',
                                                       '[]'::jsonb)) AS ref
             ON CONFLICT ON CONSTRAINT billing_payment_ref_pkey DO NOTHING;
+        WHEN 'payment' THEN
+            INSERT INTO billing_payment_ref AS r
+                   (payment_ref, stripe_customer_id, stripe_invoice_id)
+            SELECT ref, v_customer, p -> 'change' ->> 'stripe_invoice_id'
+              FROM jsonb_array_elements_text(coalesce(p -> 'change' -> 'payment_refs',
+                                                      '[]'::jsonb)) AS ref
+            ON CONFLICT ON CONSTRAINT billing_payment_ref_pkey DO UPDATE
+               SET stripe_customer_id = coalesce(r.stripe_customer_id,
+                                                 EXCLUDED.stripe_customer_id),
+                   stripe_invoice_id = coalesce(r.stripe_invoice_id, EXCLUDED.stripe_invoice_id);
+            v_after := jsonb_build_object(
+                'payments', jsonb_array_length(coalesce(p -> 'change' -> 'payment_refs',
+                                                        '[]'::jsonb)),
+                'customer_known', v_customer IS NOT NULL);
         WHEN 'dispute' THEN
             SELECT r.outcome, r.before, r.after INTO v_outcome, v_before, v_after
               FROM billing_apply_dispute(p, v_customer, v_created, v_force) AS r;

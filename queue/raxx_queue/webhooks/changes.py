@@ -224,6 +224,21 @@ def dispute_change(event_type: str, obj: Json, _tiers: Mapping[str, str]) -> Eve
     )
 
 
+def invoice_payment_change(_event_type: str, obj: Json, _tiers: Mapping[str, str]) -> EventChange:
+    """invoice_payment.paid (2025-03-31.basil on): which payment paid which invoice, so a
+    later dispute on the payment finds its customer."""
+    refs = {_id(_dig(obj, "payment", key)) for key in ("charge", "payment_intent")}
+    return EventChange(
+        family="payment",
+        stripe_customer_id=_id(obj.get("customer")),
+        object_id=_id(obj),
+        change={
+            "stripe_invoice_id": _id(obj.get("invoice")),
+            "payment_refs": sorted(ref for ref in refs if ref),
+        },
+    )
+
+
 def checkout_change(event_type: str, obj: Json, tiers: Mapping[str, str]) -> EventChange:
     """Links the Checkout customer; a subscription the session carries expanded is
     stored too (Stripe's events carry its id: its own events store it)."""
@@ -272,6 +287,7 @@ EVENT_BUILDERS: dict[str, Builder] = {
     "invoice.payment_action_required": record_change,
     "checkout.session.completed": checkout_change,
     **{event_type: dispute_change for event_type in DISPUTE_EVENTS},
+    "invoice_payment.paid": invoice_payment_change,
     **{event_type: invoice_change for event_type in INVOICE_EFFECTS},
 }
 

@@ -11,6 +11,7 @@ import structlog
 
 from raxx_queue.db.pool import Database
 from raxx_queue.vocabulary import Actor
+from raxx_queue.webhooks.api_versions import observe_api_version
 from raxx_queue.webhooks.changes import EventChange, Json, build_change, subscription_change
 from raxx_queue.webhooks.errors import InvalidEvent
 
@@ -146,6 +147,7 @@ async def apply_stripe_event(
     """Apply one verified event exactly once; a single statement, so one round trip."""
     event_id, event_type, _, obj = event_envelope(event)
     change = build_change(event_type, obj, context.price_tiers)
+    observe_api_version(event.get("api_version"), context.source)
     try:
         row = await _apply(db, _params(event, change, context, force=False))
     except asyncpg.PostgresError as error:
