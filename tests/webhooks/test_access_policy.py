@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import httpx
 
+from raxx_queue.simulator.double import StripeDouble
+from raxx_queue.simulator.fixtures import fixture
 from tests.conftest import AppClient, AppFactory
 from tests.support.database import Conn
 from tests.support.webhooks import (
@@ -214,7 +216,22 @@ async def test_dispute_access_keep_records_the_dispute_and_keeps_access(
     assert dict(row) == {"stripe_customer_id": "cus_1", "suspends_access": False}
 
 
-async def test_a_dispute_on_an_unknown_payment_is_recorded(
+async def test_a_dispute_on_a_payment_queue_never_saw_asks_stripe_for_its_customer(
+    client: httpx.AsyncClient, db: Conn, stripe_double: StripeDouble
+) -> None:
+    await subscribed(client)
+    charge = fixture("charge")
+    charge.update(id="ch_unseen", customer="cus_1")
+    stripe_double.put(charge)
+    unseen = dispute_event(
+        "charge.dispute.created", status="needs_response", created=T0 + 10, charge="ch_unseen"
+    )
+    assert await deliver_ok(client, unseen) == "applied"
+    assert await access(client) == ("suspended", "dispute", "dispute")
+    assert stripe_double.requests_to("GET", "/v1/charges/ch_unseen")
+
+
+async def test_a_dispute_on_a_payment_nobody_knows_is_recorded(
     client: httpx.AsyncClient, db: Conn
 ) -> None:
     await subscribed(client)
