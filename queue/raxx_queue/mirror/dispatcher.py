@@ -48,6 +48,7 @@ class DispatcherConfig:
     """Tuning of the dispatcher; the defaults are the production values."""
 
     batch_size: int = 32  # rows claimed, and pushed concurrently, per round
+    connections: int = 8  # to Raptor; httpx scans them all per request: a few serve best
     request_timeout: float = 15.0  # one push, end to end; no answer by then: retried
     lease_seconds: float = 45.0  # must outlast a push with a wide margin
     poll_interval: float = 1.0
@@ -292,7 +293,7 @@ def build_mirror_dispatcher(
         )
         return None
     config = config or DispatcherConfig()
-    client = mirror_client(settings, config.batch_size, config.request_timeout)
+    client = mirror_client(settings, config.connections, config.request_timeout)
     signer = signer_from_settings(settings)
     if signer is None:
         (log.warning if settings.is_production else log.info)(
