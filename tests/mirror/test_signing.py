@@ -21,6 +21,7 @@ from tests.mirror.steps import (
 from tests.peers.raptor_receiver import Push, RaptorReceiver
 from tests.support import values
 from tests.support.database import Conn
+from tests.support.logs import CapturedLogs
 
 OLD, NEW = values.MIRROR_SIGNING_SECRET, values.NEW_MIRROR_SIGNING_SECRET
 CUSTOMERS = [f"cust_sig_{n}" for n in range(4)]
@@ -35,7 +36,7 @@ def ids_of(pushes: list[Push], customer: str) -> list[tuple[int, str]]:
 
 
 async def test_every_push_is_verified_by_the_reference_library(
-    db: Conn, mirror_app: MirrorApp, receiver: RaptorReceiver
+    db: Conn, mirror_app: MirrorApp, receiver: RaptorReceiver, captured_logs: CapturedLogs
 ) -> None:
     for customer in CUSTOMERS:
         await add_customer(db, customer)
@@ -53,6 +54,8 @@ async def test_every_push_is_verified_by_the_reference_library(
         assert push.headers["webhook-timestamp"].isdigit()
         assert push.headers["webhook-signature"].startswith("v1,")
         assert push.headers["authorization"] == f"Bearer {values.MIRROR_TOKEN}"  # kept
+    secret = values.MIRROR_SIGNING_SECRET
+    captured_logs.assert_free_of([secret, secret.removeprefix("whsec_")])
 
 
 async def test_a_retry_carries_the_same_id_and_is_signed_afresh(
