@@ -149,3 +149,22 @@ async def test_an_ed25519_key_adds_a_v1a_signature(
         "v1",
         "v1a",
     ]
+
+
+async def test_a_push_signed_with_a_secret_raptor_lacks_is_refused_and_kept(
+    db: Conn, mirror_app: MirrorApp, receiver: RaptorReceiver
+) -> None:
+    """The check is real: a wrong secret is a 401, the row stays pending, and it arrives
+    once Raptor holds the secret."""
+    await add_customer(db, "cust_wrong")
+    assert receiver.signatures is not None
+    receiver.signatures.accept({"old": OLD})
+    async with mirror_app(raptor_mirror_signing_secret=NEW):
+        await receiver.await_for(lambda pushes: any(p.status == 401 for p in pushes))
+        assert await db.fetchval("SELECT pushed_version FROM billing_subscription_mirror") == 0
+        receiver.signatures.accept({"new": NEW})
+        await receiver.await_for(lambda pushes: any(p.accepted for p in pushes), timeout=10)
+    refused = [p for p in receiver.pushes if p.status == 401]
+    assert refused
+    assert all(p.verified_by is None for p in refused)
+    assert receiver.rows["cust_wrong"]["version"] == 1
