@@ -30,6 +30,7 @@ PROTECTED_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v1/billing/checkout", None),
     ("POST", "/api/v1/billing/portal", None),
     ("POST", "/api/internal/billing/mirror-sync", {"queue_customer_id": "cust_1"}),
+    ("GET", "/api/internal/billing/mirror/digest", None),
 ]
 
 # SPEC §3's table, as the service declares it: each route's permission and its callers.
@@ -46,6 +47,7 @@ EXPECTED_PERMISSIONS = {
     "POST /api/v1/billing/checkout": Permission.PAYMENT_PAGES,
     "POST /api/v1/billing/portal": Permission.PAYMENT_PAGES,
     "POST /api/internal/billing/mirror-sync": Permission.MIRROR_SYNC,
+    "GET /api/internal/billing/mirror/digest": Permission.MIRROR_DIGEST,
 }
 
 
@@ -87,6 +89,7 @@ def test_the_declared_table_is_spec_s() -> None:
         Permission.CUSTOMER_CREATE: {raptor, console},
         Permission.PAYMENT_PAGES: {raptor},
         Permission.MIRROR_SYNC: {raptor, console},
+        Permission.MIRROR_DIGEST: {raptor, console},
         Permission.OPERATIONS: {console},
         Permission.METRICS: {raptor, console},
     }
