@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "jsonio",
                 "redaction",
                 "settings",
+                "settings_checks",
                 "logs",
                 "sentry",
                 "metrics",

@@ -19,6 +19,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from raxx_queue.settings_checks import production_problems, shared_tokens
+
 log = logging.getLogger(__name__)
 
 PLACEHOLDERS = frozenset({"changeme", "change-me", "changethis", "placeholder", "xxx", "todo"})
@@ -192,6 +194,23 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"required in production: {', '.join(missing)}")
         return self
+
+    @model_validator(mode="after")
+    def _check_hardening(self) -> Settings:
+        problems = shared_tokens(self._token_variables())
+        if self.queue_env is Environment.PRODUCTION:
+            problems += production_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _token_variables(self) -> dict[str, list[str]]:
+        """Each service-token variable → its tokens."""
+        found = {}
+        for name in ("QUEUE_SERVICE_TOKEN_RAPTOR", "QUEUE_SERVICE_TOKEN_CONSOLE"):
+            value: SecretStr | None = getattr(self, name.lower())
+            found[name] = [value.get_secret_value()] if value is not None else []
+        return found
 
     def _is_set(self, name: str) -> bool:
         value = getattr(self, name.lower())
