@@ -96,6 +96,7 @@ def make_settings(database_url: str | None, **overrides: Any) -> Settings:
         "stripe_price_id_pro_plus": values.PRICE_PRO_PLUS,
         "queue_service_token_raptor": values.RAPTOR_TOKEN,
         "queue_service_token_console": values.CONSOLE_TOKEN,
+        "metrics_token": values.METRICS_TOKEN,
         "billing_audit_hmac_key": values.AUDIT_KEY,
         "raptor_mirror_token": values.MIRROR_TOKEN,
         "portal_return_url": "https://app.raxx.test/billing",

@@ -28,6 +28,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
             monkeypatch.delenv(name)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("DATABASE_POOL_SIZE", raising=False)
+    monkeypatch.delenv("METRICS_TOKEN", raising=False)
     return monkeypatch
 
 
@@ -121,6 +122,8 @@ def test_restricted_key_wins_over_secret_key(clean_env: pytest.MonkeyPatch) -> N
         ("RAPTOR_MIRROR_URL", "not a url"),
         ("DATABASE_URL", "mysql://u:pw@h/db"),
         ("QUEUE_SERVICE_TOKEN_RAPTOR", "changeme"),
+        ("QUEUE_SERVICE_TOKEN_RAPTOR", "r" * 32 + ",short"),
+        ("METRICS_TOKEN", "placeholder"),
         ("LOG_LEVEL", "LOUD"),
     ],
 )
@@ -270,3 +273,20 @@ def test_identical_service_tokens_are_refused_everywhere(clean_env: pytest.Monke
         load_settings()
     assert "QUEUE_SERVICE_TOKEN_RAPTOR, QUEUE_SERVICE_TOKEN_CONSOLE" in str(error.value)
     assert values.RAPTOR_TOKEN not in str(error.value)
+
+
+def test_each_caller_takes_several_tokens_comma_separated(clean_env: pytest.MonkeyPatch) -> None:
+    """Finding 7: rotation without an outage; /metrics has its own read-only token."""
+    clean_env.setenv("QUEUE_SERVICE_TOKEN_RAPTOR", f" {values.RAPTOR_TOKEN} , {'n' * 24}")
+    clean_env.setenv("QUEUE_SERVICE_TOKEN_CONSOLE", values.CONSOLE_TOKEN)
+    clean_env.setenv("METRICS_TOKEN", values.METRICS_TOKEN)
+    settings = load_settings()
+    assert settings.service_tokens() == {
+        "raptor": [values.RAPTOR_TOKEN, "n" * 24],
+        "console": [values.CONSOLE_TOKEN],
+        "metrics": [values.METRICS_TOKEN],
+    }
+    assert values.METRICS_TOKEN not in repr(settings)
+    clean_env.setenv("METRICS_TOKEN", values.CONSOLE_TOKEN)
+    with pytest.raises(ConfigError, match="QUEUE_SERVICE_TOKEN_CONSOLE, METRICS_TOKEN"):
+        load_settings()

@@ -116,8 +116,12 @@ class Settings(BaseSettings):
     stripe_price_id_pro: str | None = None
     stripe_price_id_pro_plus: str | None = None
 
-    queue_service_token_raptor: SecretStr | None = None
-    queue_service_token_console: SecretStr | None = None
+    # bearer tokens of each caller, comma-separated: a new one is added beside the old
+    # one, callers move over, then the old one is removed (rotation without an outage)
+    queue_service_token_raptor: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    queue_service_token_console: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # read-only tokens of GET /metrics (the scraper), comma-separated
+    metrics_token: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     raptor_mirror_url: HttpUrl | None = None
     raptor_mirror_token: SecretStr | None = None
     billing_audit_hmac_key: SecretStr | None = None
@@ -131,7 +135,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.JSON
 
-    @field_validator("stripe_webhook_secret", "stripe_thin_webhook_secret", mode="before")
+    @field_validator(
+        "stripe_webhook_secret",
+        "stripe_thin_webhook_secret",
+        "queue_service_token_raptor",
+        "queue_service_token_console",
+        "metrics_token",
+        mode="before",
+    )
     @classmethod
     def _parse_secrets(cls, value: Any) -> Any:
         return _split_secrets(value)
@@ -148,8 +159,6 @@ class Settings(BaseSettings):
         "database_url",
         "stripe_restricted_key",
         "stripe_secret_key",
-        "queue_service_token_raptor",
-        "queue_service_token_console",
         "raptor_mirror_token",
         "billing_audit_hmac_key",
         "sentry_dsn",
@@ -161,19 +170,18 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator(
-        "queue_service_token_raptor",
-        "queue_service_token_console",
-        "raptor_mirror_token",
-        "billing_audit_hmac_key",
-    )
+    @field_validator("raptor_mirror_token", "billing_audit_hmac_key")
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return None
-        raw = value.get_secret_value()
-        if raw.lower() in PLACEHOLDERS or len(raw) < 16:
-            raise ValueError("must be a real secret of at least 16 characters")
+        if value is not None:
+            _check_real_secret(value)
+        return value
+
+    @field_validator("queue_service_token_raptor", "queue_service_token_console", "metrics_token")
+    @classmethod
+    def _no_placeholder_token(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for token in value:
+            _check_real_secret(token)
         return value
 
     @field_validator("database_url")
@@ -205,12 +213,15 @@ class Settings(BaseSettings):
         return self
 
     def _token_variables(self) -> dict[str, list[str]]:
-        """Each service-token variable → its tokens."""
-        found = {}
-        for name in ("QUEUE_SERVICE_TOKEN_RAPTOR", "QUEUE_SERVICE_TOKEN_CONSOLE"):
-            value: SecretStr | None = getattr(self, name.lower())
-            found[name] = [value.get_secret_value()] if value is not None else []
-        return found
+        """Each token variable → its tokens."""
+        return {
+            variable: tokens
+            for variable, tokens in zip(
+                ("QUEUE_SERVICE_TOKEN_RAPTOR", "QUEUE_SERVICE_TOKEN_CONSOLE", "METRICS_TOKEN"),
+                self.service_tokens().values(),
+                strict=True,
+            )
+        }
 
     def _is_set(self, name: str) -> bool:
         value = getattr(self, name.lower())
@@ -237,14 +248,13 @@ class Settings(BaseSettings):
         url = self.database_url.get_secret_value()
         return require_ssl(url) if self.is_production else url
 
-    def service_tokens(self) -> dict[str, str]:
-        """Caller name → bearer token, for the callers that are configured."""
-        tokens: dict[str, str] = {}
-        if self.queue_service_token_raptor is not None:
-            tokens["raptor"] = self.queue_service_token_raptor.get_secret_value()
-        if self.queue_service_token_console is not None:
-            tokens["console"] = self.queue_service_token_console.get_secret_value()
-        return tokens
+    def service_tokens(self) -> dict[str, list[str]]:
+        """Caller name → its bearer tokens (none when not configured)."""
+        return {
+            "raptor": [token.get_secret_value() for token in self.queue_service_token_raptor],
+            "console": [token.get_secret_value() for token in self.queue_service_token_console],
+            "metrics": [token.get_secret_value() for token in self.metrics_token],
+        }
 
     def webhook_secrets(self) -> list[str]:
         return [secret.get_secret_value() for secret in self.stripe_webhook_secret]
@@ -256,6 +266,12 @@ class Settings(BaseSettings):
     def event_catchup_enabled(self) -> bool:
         """The catch-up runs when it has an interval and a Stripe key to read with."""
         return self.stripe_event_catchup_seconds > 0 and self.stripe_api_key is not None
+
+
+def _check_real_secret(value: SecretStr) -> None:
+    raw = value.get_secret_value()
+    if raw.lower() in PLACEHOLDERS or len(raw) < 16:
+        raise ValueError("must be a real secret of at least 16 characters")
 
 
 def _describe(error: ValidationError) -> str:

@@ -34,6 +34,8 @@ from raxx_queue.webhooks.catchup_worker import EventCatchup
 class Caller(enum.StrEnum):
     RAPTOR = "raptor"
     CONSOLE = "console"
+    # the metrics scraper (METRICS_TOKEN): reads /metrics and nothing else
+    METRICS = "metrics"
 
 
 ACTOR_OF: Mapping[Caller, Actor] = MappingProxyType(
@@ -63,7 +65,7 @@ PERMISSIONS: Mapping[Permission, frozenset[Caller]] = MappingProxyType(
         Permission.PAYMENT_PAGES: frozenset({Caller.RAPTOR}),
         Permission.MIRROR_SYNC: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
         Permission.OPERATIONS: frozenset({Caller.CONSOLE}),
-        Permission.METRICS: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
+        Permission.METRICS: frozenset({Caller.RAPTOR, Caller.CONSOLE, Caller.METRICS}),
     }
 )
 
@@ -140,16 +142,18 @@ def _bearer(request: Request) -> str | None:
 
 
 def identify_caller(request: Request) -> Caller:
-    """Match the bearer token against every configured caller in constant time."""
+    """Match the bearer token against every configured token of every caller in constant
+    time (a caller may hold several while one is being rotated)."""
     token = _bearer(request)
     if token is None:
         raise Unauthenticated()
     presented = token.encode()
     matched: Caller | None = None
-    for name, expected in services_of(request).settings.service_tokens().items():
-        # compare against all callers, no early exit
-        if hmac.compare_digest(presented, expected.encode()):
-            matched = Caller(name)
+    for name, tokens in services_of(request).settings.service_tokens().items():
+        for expected in tokens:
+            # compare against every token, no early exit
+            if hmac.compare_digest(presented, expected.encode()):
+                matched = Caller(name)
     if matched is None:
         raise Unauthenticated()
     request.scope.setdefault("state", {})["caller"] = matched.value
