@@ -161,6 +161,14 @@ def identify_caller(request: Request) -> Caller:
     return matched
 
 
+def known_caller(request: Request) -> Caller | None:
+    """The caller a request's token names, or None (for routes open to anyone)."""
+    try:
+        return identify_caller(request)
+    except Unauthenticated:
+        return None
+
+
 class Allow:
     """The dependency admitting the callers PERMISSIONS gives a permission."""
 
