@@ -124,6 +124,7 @@ def test_restricted_key_wins_over_secret_key(clean_env: pytest.MonkeyPatch) -> N
         ("QUEUE_SERVICE_TOKEN_RAPTOR", "changeme"),
         ("QUEUE_SERVICE_TOKEN_RAPTOR", "r" * 32 + ",short"),
         ("METRICS_TOKEN", "placeholder"),
+        ("REDIRECT_ALLOWED_HOSTS", "app.raxx.com,https://evil.example/"),
         ("LOG_LEVEL", "LOUD"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -37,6 +38,10 @@ PRODUCTION_REQUIRED = (
     "RAPTOR_MIRROR_TOKEN",
     "BILLING_AUDIT_HMAC_KEY",
 )
+
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 
 
 class Environment(enum.StrEnum):
@@ -130,6 +135,8 @@ class Settings(BaseSettings):
     portal_return_url: HttpUrl | None = None
     checkout_success_url: HttpUrl | None = None
     checkout_cancel_url: HttpUrl | None = None
+    # hosts a request may send Stripe's pages back to (besides the defaults' hosts)
+    redirect_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     sentry_dsn: SecretStr | None = None
     log_level: str = "INFO"
@@ -146,6 +153,19 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_secrets(cls, value: Any) -> Any:
         return _split_secrets(value)
+
+    @field_validator("redirect_allowed_hosts", mode="before")
+    @classmethod
+    def _parse_hosts(cls, value: Any) -> Any:
+        return _split_secrets(value)
+
+    @field_validator("redirect_allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        hosts = [host.lower() for host in value]
+        if any(not HOST_NAME.fullmatch(host) for host in hosts):
+            raise ValueError("host names only, comma-separated (no scheme, port or path)")
+        return hosts
 
     @field_validator("log_level")
     @classmethod
@@ -261,6 +281,13 @@ class Settings(BaseSettings):
 
     def thin_webhook_secrets(self) -> list[str]:
         return [secret.get_secret_value() for secret in self.stripe_thin_webhook_secret]
+
+    def redirect_hosts(self) -> frozenset[str]:
+        """Hosts Checkout and the Portal may return to: the configured defaults' and
+        REDIRECT_ALLOWED_HOSTS."""
+        defaults = (self.portal_return_url, self.checkout_success_url, self.checkout_cancel_url)
+        hosts = {url.host.lower() for url in defaults if url is not None and url.host}
+        return frozenset(hosts | set(self.redirect_allowed_hosts))
 
     @property
     def event_catchup_enabled(self) -> bool:
