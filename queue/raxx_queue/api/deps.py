@@ -70,6 +70,21 @@ PERMISSIONS: Mapping[Permission, frozenset[Caller]] = MappingProxyType(
 )
 
 
+# Personal fields of a response → the callers that see them; anyone else gets the record
+# without them (Raptor's paywall needs the subscription, not who pays for it).
+PERSONAL_FIELDS: Mapping[str, frozenset[Caller]] = MappingProxyType(
+    {
+        "billing_email": frozenset({Caller.CONSOLE}),
+        "billing_name": frozenset({Caller.CONSOLE}),
+    }
+)
+
+
+def hidden_fields(caller: Caller) -> frozenset[str]:
+    """The personal fields this caller may not see."""
+    return frozenset(name for name, callers in PERSONAL_FIELDS.items() if caller not in callers)
+
+
 @dataclass
 class Workers:
     """The background workers of the process (None where not running)."""
