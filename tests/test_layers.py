@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "settings",
                 "settings_checks",
                 "logs",
+                "log_limits",
                 "sentry",
                 "metrics",
                 "pacing",

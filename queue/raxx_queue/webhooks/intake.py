@@ -13,6 +13,7 @@ import orjson
 import structlog
 
 from raxx_queue.db.pool import Database
+from raxx_queue.log_limits import REFUSED_REQUEST_LINES, current_source
 from raxx_queue.metrics import (
     WEBHOOK_EVENTS,
     WEBHOOK_SECONDS,
@@ -52,7 +53,11 @@ def verify_delivery(
 
 def reject_delivery(reason: str, size: int, *, endpoint: str) -> NoReturn:
     WEBHOOK_SIGNATURE_FAILURES.labels(reason=reason).inc()
-    log.warning("webhook_rejected", reason=reason, bytes=size, endpoint=endpoint)
+    if REFUSED_REQUEST_LINES.allow(current_source.get()):
+        suppressed = REFUSED_REQUEST_LINES.take_suppressed()
+        log.warning(
+            "webhook_rejected", reason=reason, bytes=size, endpoint=endpoint, suppressed=suppressed
+        )
     capture_security_event("stripe webhook rejected", reason=reason, endpoint=endpoint)
     raise InvalidSignature(reason) from None
 
