@@ -45,7 +45,17 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("dev tools", frozenset({"simulator"})),
     (
         "entry points",
-        frozenset({"app", "cli", "dev_command", "doctor", "operator_jobs", "supervisor"}),
+        frozenset(
+            {
+                "app",
+                "cli",
+                "dev_command",
+                "doctor",
+                "http_protocol",
+                "operator_jobs",
+                "supervisor",
+            }
+        ),
     ),
 )
 

@@ -17,6 +17,7 @@ from raxx_queue.db.budget import warn_if_over_budget
 from raxx_queue.db.embedded import start_embedded_postgres
 from raxx_queue.db.migrate import MigrationError, deploy, find_migrations_dir
 from raxx_queue.dev_command import add_commands as add_dev_commands
+from raxx_queue.http_protocol import KEEP_ALIVE_SECONDS, BoundedHttpToolsProtocol
 from raxx_queue.logs import configure_logging
 from raxx_queue.settings import ConfigError, Settings, load_settings
 
@@ -45,7 +46,9 @@ def _uvicorn_options(settings: Settings) -> dict[str, object]:
         # it too): several are the supervisor's job
         "workers": 1,
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools with a head size limit and head and body deadlines (finding 11)
+        "http": BoundedHttpToolsProtocol,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         "lifespan": "on",
         "access_log": False,
         "proxy_headers": True,
