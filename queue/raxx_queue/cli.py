@@ -128,16 +128,21 @@ def cmd_audit_verify(_args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """Re-read customers from Stripe and repair drift; --all resumes where it stopped."""
+    from raxx_queue.billing.errors import ReconcileRunning
     from raxx_queue.operator_jobs import run_reconcile
 
     settings = load_settings()
     configure_logging(settings)
     settings = resolve_database(settings, migrate=False)
-    report = asyncio.run(
-        run_reconcile(
-            settings, queue_customer_id=args.customer, restart=args.restart, rate=args.rate
+    try:
+        report = asyncio.run(
+            run_reconcile(
+                settings, queue_customer_id=args.customer, restart=args.restart, rate=args.rate
+            )
         )
-    )
+    except ReconcileRunning as error:
+        print(f"reconcile: {error.message}", file=sys.stderr)
+        return 1
     print(json.dumps(report, indent=2, default=str))
     return 0
 
