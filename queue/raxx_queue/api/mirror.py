@@ -6,13 +6,14 @@ from fastapi import APIRouter
 
 from raxx_queue.api.deps import MirrorSyncer, ServicesDep
 from raxx_queue.errors import error_responses
+from raxx_queue.mirror.requeue import requeue_every_mirror
 from raxx_queue.mirror.schemas import MirrorRow, MirrorSyncQueued, MirrorSyncRequest
-from raxx_queue.mirror.sync import requeue_all_mirrors, sync_customer_mirror
+from raxx_queue.mirror.sync import sync_customer_mirror
 
 router = APIRouter(
     prefix="/api/internal/billing",
     tags=["mirror"],
-    responses=error_responses(400, 401, 404, 413),
+    responses=error_responses(400, 401, 404, 409, 413),
 )
 
 
@@ -20,9 +21,10 @@ router = APIRouter(
 async def mirror_sync(
     body: MirrorSyncRequest, _caller: MirrorSyncer, services: ServicesDep
 ) -> MirrorRow | MirrorSyncQueued:
-    """One customer: its current row, push queued. `all`: every row re-queued."""
+    """One customer: its current row, push queued. `all`: every row re-queued, in short
+    batches, one such run at a time (409 `MIRROR_SYNC_RUNNING` while one runs)."""
     if body.queue_customer_id is None:
-        queued = await requeue_all_mirrors(services.db)
+        queued = await requeue_every_mirror(services.db)
         return MirrorSyncQueued(queued=queued)
     row = await sync_customer_mirror(services.db, body.queue_customer_id)
     return MirrorRow.model_validate(row)

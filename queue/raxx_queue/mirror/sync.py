@@ -30,11 +30,3 @@ async def sync_customer_mirror(db: Database, queue_customer_id: str) -> dict[str
             assert row is not None
         tx.effects.mirror_changed = True
     return row
-
-
-async def requeue_all_mirrors(db: Database) -> int:
-    """Queue a push of every mirror row; returns how many."""
-    async with db.transaction() as tx:
-        queued = await outbox.requeue_all(tx.conn)
-        tx.effects.mirror_changed = queued > 0
-    return queued
