@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import re
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -20,12 +19,15 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from raxx_queue.settings_checks import production_problems, shared_tokens
+from raxx_queue.settings_checks import (
+    HOST_NAME,
+    PLACEHOLDERS,  # noqa: F401 - still importable from here
+    check_real_secret,
+    production_problems,
+    shared_tokens,
+)
 
 log = logging.getLogger(__name__)
-
-PLACEHOLDERS = frozenset({"changeme", "change-me", "changethis", "placeholder", "xxx", "todo"})
-
 
 PRODUCTION_REQUIRED = (
     "DATABASE_URL",
@@ -38,10 +40,6 @@ PRODUCTION_REQUIRED = (
     "RAPTOR_MIRROR_TOKEN",
     "BILLING_AUDIT_HMAC_KEY",
 )
-
-
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 
 
 class Environment(enum.StrEnum):
@@ -194,14 +192,14 @@ class Settings(BaseSettings):
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            _check_real_secret(value)
+            check_real_secret(value)
         return value
 
     @field_validator("queue_service_token_raptor", "queue_service_token_console", "metrics_token")
     @classmethod
     def _no_placeholder_token(cls, value: list[SecretStr]) -> list[SecretStr]:
         for token in value:
-            _check_real_secret(token)
+            check_real_secret(token)
         return value
 
     @field_validator("database_url")
@@ -293,12 +291,6 @@ class Settings(BaseSettings):
     def event_catchup_enabled(self) -> bool:
         """The catch-up runs when it has an interval and a Stripe key to read with."""
         return self.stripe_event_catchup_seconds > 0 and self.stripe_api_key is not None
-
-
-def _check_real_secret(value: SecretStr) -> None:
-    raw = value.get_secret_value()
-    if raw.lower() in PLACEHOLDERS or len(raw) < 16:
-        raise ValueError("must be a real secret of at least 16 characters")
 
 
 def _describe(error: ValidationError) -> str:

@@ -9,11 +9,18 @@ beside the process, a local peer in the deployment tests).
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
+from pydantic import SecretStr
+
 if TYPE_CHECKING:
     from raxx_queue.settings import Settings
+
+PLACEHOLDERS = frozenset({"changeme", "change-me", "changethis", "placeholder", "xxx", "todo"})
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 
 # Stripe's endpoint secrets are `whsec_` and 32 characters; anything shorter was typed
 # by hand or cut short, and is weak against an offline guess of a signed body.
@@ -78,3 +85,10 @@ def shared_tokens(tokens: dict[str, list[str]]) -> list[str]:
     held = {name for names in owners.values() if len(names) > 1 for name in names}
     shared = [name for name in tokens if name in held]
     return [f"{', '.join(shared)}: a token must belong to one caller"] if shared else []
+
+
+def check_real_secret(value: SecretStr) -> None:
+    """ValueError for a placeholder or a secret under 16 characters (any environment)."""
+    raw = value.get_secret_value()
+    if raw.lower() in PLACEHOLDERS or len(raw) < 16:
+        raise ValueError("must be a real secret of at least 16 characters")
