@@ -4,15 +4,18 @@ CLI share a lease and a checkpoint; a call is bounded and the next one resumes."
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
 from raxx_queue.api import reconcile as reconcile_route
 from raxx_queue.billing.reconcile_run import JOB, RunBounds
 from raxx_queue.simulator.double import StripeDouble
+from raxx_queue.simulator.server import StripeServer
 from tests.conftest import AppClient
 from tests.support import values
 from tests.support.database import Conn
+from tests.support.process import run_cli, service_env
 
 from .test_reconcile import RECONCILE, _customer_in_sync
 
@@ -87,3 +90,26 @@ async def test_a_call_is_bounded_and_the_next_resumes_from_the_checkpoint(
     assert _stripe_reads(stripe_double) == 9  # each customer read once over both calls
     statuses = await db.fetch("SELECT status FROM billing_subscription")
     assert {r["status"] for r in statuses} == {"active"}
+
+
+@pytest.mark.slow
+async def test_the_cli_refuses_to_start_while_another_run_holds_the_lease(
+    db: Conn, clean_db: str, stripe_double: StripeDouble
+) -> None:
+    await db.execute(
+        "INSERT INTO billing_job_lease (job, holder, lease_until)"
+        " VALUES ($1, 'reconcile:console-call', now() + interval '2 minutes')",
+        JOB,
+    )
+    with StripeServer(stripe_double) as server:
+        env = {
+            **service_env(clean_db, 8000),
+            "STRIPE_API_BASE": server.url,
+            "STRIPE_RESTRICTED_KEY": values.STRIPE_KEY,
+        }
+        result = run_cli("reconcile", "--all", env={**os.environ, **env})
+    assert result.returncode == 1
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("reconcile:")]
+    assert "RECONCILE_RUNNING" not in line
+    assert "a reconcile of all customers is running" in line
+    assert stripe_double.requests == []
