@@ -8,7 +8,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from raxx_queue.api.deps import PERMISSIONS, STRIPE_SIGNED_ROUTES, Allow, Caller, Permission
+from raxx_queue.api.deps import (
+    PERMISSIONS,
+    PERSONAL_FIELDS,
+    STRIPE_SIGNED_ROUTES,
+    Allow,
+    Caller,
+    Permission,
+)
 from tests.conftest import AppClient
 from tests.support import values
 from tests.support.routes import api_routes, iter_route_objects
@@ -89,6 +96,15 @@ def test_the_declared_table_is_spec_s() -> None:
         Permission.MIRROR_SYNC: {raptor, console},
         Permission.OPERATIONS: {console},
         Permission.METRICS: {raptor, console, metrics},
+    }
+
+
+def test_the_declared_personal_fields() -> None:
+    """Per field, who sees it in a customer answer (tests/api/test_personal_fields.py
+    sends each route to each caller)."""
+    assert dict(PERSONAL_FIELDS) == {
+        "billing_email": {Caller.CONSOLE},
+        "billing_name": {Caller.CONSOLE},
     }
 
 
