@@ -140,12 +140,17 @@ def create_app(
                 await gateway.aclose()
             await db.close()
 
+    # production does not publish its API's map (internal routes included)
+    published = not settings.is_production
     app = FastAPI(
         title="Queue",
         version=__version__,
         description="Billing authority of the Raxx platform.",
         lifespan=lifespan,
         default_response_class=FastJSONResponse,
+        docs_url="/docs" if published else None,
+        redoc_url="/redoc" if published else None,
+        openapi_url="/openapi.json" if published else None,
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware)

@@ -18,6 +18,7 @@ from raxx_queue.db.budget import warn_if_over_budget
 from raxx_queue.db.embedded import start_embedded_postgres
 from raxx_queue.db.migrate import MigrationError, deploy, find_migrations_dir
 from raxx_queue.dev_command import add_commands as add_dev_commands
+from raxx_queue.http_protocol import KEEP_ALIVE_SECONDS, BoundedHttpToolsProtocol
 from raxx_queue.logs import configure_logging
 from raxx_queue.settings import ConfigError, Settings, load_settings
 
@@ -46,7 +47,9 @@ def _uvicorn_options(settings: Settings) -> dict[str, object]:
         # it too): several are the supervisor's job
         "workers": 1,
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools with a head size limit and head and body deadlines (finding 11)
+        "http": BoundedHttpToolsProtocol,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         "lifespan": "on",
         "access_log": False,
         "proxy_headers": True,
@@ -126,16 +129,21 @@ def cmd_audit_verify(_args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """Re-read customers from Stripe and repair drift; --all resumes where it stopped."""
+    from raxx_queue.billing.errors import ReconcileRunning
     from raxx_queue.operator_jobs import run_reconcile
 
     settings = load_settings()
     configure_logging(settings)
     settings = resolve_database(settings, migrate=False)
-    report = asyncio.run(
-        run_reconcile(
-            settings, queue_customer_id=args.customer, restart=args.restart, rate=args.rate
+    try:
+        report = asyncio.run(
+            run_reconcile(
+                settings, queue_customer_id=args.customer, restart=args.restart, rate=args.rate
+            )
         )
-    )
+    except ReconcileRunning as error:
+        print(f"reconcile: {error.message}", file=sys.stderr)
+        return 1
     print(json.dumps(report, indent=2, default=str))
     return 0
 

@@ -108,7 +108,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def _tokens(settings: Settings) -> str:
-    tokens = settings.service_tokens()
+    tokens = {name: values[0] for name, values in settings.service_tokens().items() if values}
     return (
         f"\nQueue (development) on http://127.0.0.1:{settings.port}\n"
         f"  raptor token:  {tokens.get('raptor')}\n"
@@ -119,7 +119,7 @@ def _tokens(settings: Settings) -> str:
 
 
 def _walk(settings: Settings, stripe_url: str, raptor_url: str) -> str:
-    raptor = settings.service_tokens().get("raptor")
+    raptor = next(iter(settings.service_tokens()["raptor"]), None)
     # the commands find the running simulator through the data dir
     data = os.environ.get("QUEUE_DATA_DIR")
     simulate = f"QUEUE_DATA_DIR={data} " if data else ""

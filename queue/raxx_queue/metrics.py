@@ -62,6 +62,11 @@ CATCHUP_APPLIED = Counter(
     "queue_catchup_applied_total", "Events the catch-up applied (none had arrived)", ["type"]
 )
 CATCHUP_RUNS = Counter("queue_catchup_runs_total", "Catch-up runs by outcome", ["outcome"])
+SUPPRESSED = Counter(
+    "queue_log_suppressed_total",
+    "Log lines of refused requests and Sentry security events left out by their caps",
+    ["kind"],
+)
 THIN_EVENTS = Counter(
     "queue_thin_events_total",
     "Thin event notifications by kind (snapshot, health, unknown) and outcome",

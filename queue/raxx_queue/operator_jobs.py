@@ -11,7 +11,8 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from raxx_queue.billing.reconcile import reconcile_all, reconcile_context, reconcile_one
+from raxx_queue.billing.reconcile import reconcile_context, reconcile_one
+from raxx_queue.billing.reconcile_run import reconcile_all
 from raxx_queue.db.budget import ONE_OFF_POOL_SIZE
 from raxx_queue.db.pool import Database
 from raxx_queue.mirror import destination

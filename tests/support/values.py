@@ -2,6 +2,7 @@
 
 RAPTOR_TOKEN = "raptor-test-token-7f3a9c1e5b"
 CONSOLE_TOKEN = "console-test-token-2d8e6b4a0c"
+METRICS_TOKEN = "metrics-test-token-9e1b3d5f7a"
 WEBHOOK_SECRET = "whsec_test_current_4f1c2a9e7d3b5a8c"
 OLD_WEBHOOK_SECRET = "whsec_test_previous_9b7d5f3e1a2c4b6d"
 THIN_WEBHOOK_SECRET = "whsec_test_thin_6e2a8c4f0b1d3e5a"
@@ -19,6 +20,7 @@ PRICE_PRO_PLUS = "price_pro_plus_monthly_test"
 SECRETS = (
     RAPTOR_TOKEN,
     CONSOLE_TOKEN,
+    METRICS_TOKEN,
     WEBHOOK_SECRET,
     OLD_WEBHOOK_SECRET,
     THIN_WEBHOOK_SECRET,
@@ -38,6 +40,7 @@ def bearer(token: str) -> dict[str, str]:
 
 RAPTOR = bearer(RAPTOR_TOKEN)
 CONSOLE = bearer(CONSOLE_TOKEN)
+METRICS = bearer(METRICS_TOKEN)
 
 # Distinctive customer names the tests send (short ones like "Ann" would match code);
 # the log-hygiene check looks for each of them. E-mail addresses are found by shape.

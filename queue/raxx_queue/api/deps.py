@@ -34,6 +34,8 @@ from raxx_queue.webhooks.catchup_worker import EventCatchup
 class Caller(enum.StrEnum):
     RAPTOR = "raptor"
     CONSOLE = "console"
+    # the metrics scraper (METRICS_TOKEN): reads /metrics and nothing else
+    METRICS = "metrics"
 
 
 ACTOR_OF: Mapping[Caller, Actor] = MappingProxyType(
@@ -65,9 +67,24 @@ PERMISSIONS: Mapping[Permission, frozenset[Caller]] = MappingProxyType(
         Permission.MIRROR_SYNC: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
         Permission.MIRROR_DIGEST: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
         Permission.OPERATIONS: frozenset({Caller.CONSOLE}),
-        Permission.METRICS: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
+        Permission.METRICS: frozenset({Caller.RAPTOR, Caller.CONSOLE, Caller.METRICS}),
     }
 )
+
+
+# Personal fields of a response → the callers that see them; anyone else gets the record
+# without them (Raptor's paywall needs the subscription, not who pays for it).
+PERSONAL_FIELDS: Mapping[str, frozenset[Caller]] = MappingProxyType(
+    {
+        "billing_email": frozenset({Caller.CONSOLE}),
+        "billing_name": frozenset({Caller.CONSOLE}),
+    }
+)
+
+
+def hidden_fields(caller: Caller) -> frozenset[str]:
+    """The personal fields this caller may not see."""
+    return frozenset(name for name, callers in PERSONAL_FIELDS.items() if caller not in callers)
 
 
 @dataclass
@@ -142,21 +159,31 @@ def _bearer(request: Request) -> str | None:
 
 
 def identify_caller(request: Request) -> Caller:
-    """Match the bearer token against every configured caller in constant time."""
+    """Match the bearer token against every configured token of every caller in constant
+    time (a caller may hold several while one is being rotated)."""
     token = _bearer(request)
     if token is None:
         raise Unauthenticated()
     presented = token.encode()
     matched: Caller | None = None
-    for name, expected in services_of(request).settings.service_tokens().items():
-        # compare against all callers, no early exit
-        if hmac.compare_digest(presented, expected.encode()):
-            matched = Caller(name)
+    for name, tokens in services_of(request).settings.service_tokens().items():
+        for expected in tokens:
+            # compare against every token, no early exit
+            if hmac.compare_digest(presented, expected.encode()):
+                matched = Caller(name)
     if matched is None:
         raise Unauthenticated()
     request.scope.setdefault("state", {})["caller"] = matched.value
     structlog.contextvars.bind_contextvars(caller=matched.value)
     return matched
+
+
+def known_caller(request: Request) -> Caller | None:
+    """The caller a request's token names, or None (for routes open to anyone)."""
+    try:
+        return identify_caller(request)
+    except Unauthenticated:
+        return None
 
 
 class Allow:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from raxx_queue.api.deps import MirrorDigestReader, MirrorSyncer, ServicesDep
 from raxx_queue.errors import error_responses
 from raxx_queue.mirror.digest import MAX_BUCKETS
+from raxx_queue.mirror.requeue import requeue_every_mirror
 from raxx_queue.mirror.schemas import (
     BucketCount,
     MirrorBucket,
@@ -17,17 +18,12 @@ from raxx_queue.mirror.schemas import (
     MirrorSyncQueued,
     MirrorSyncRequest,
 )
-from raxx_queue.mirror.sync import (
-    mirror_digest,
-    requeue_all_mirrors,
-    requeue_bucket_mirrors,
-    sync_customer_mirror,
-)
+from raxx_queue.mirror.sync import mirror_digest, requeue_bucket_mirrors, sync_customer_mirror
 
 router = APIRouter(
     prefix="/api/internal/billing",
     tags=["mirror"],
-    responses=error_responses(400, 401, 404, 413),
+    responses=error_responses(400, 401, 404, 409, 413),
 )
 
 
@@ -35,13 +31,14 @@ router = APIRouter(
 async def mirror_sync(
     body: MirrorSyncRequest, _caller: MirrorSyncer, services: ServicesDep
 ) -> MirrorRow | MirrorSyncQueued:
-    """One customer: its current row, push queued. `all`: every row re-queued. `bucket`
+    """One customer: its current row, push queued. `all`: every row re-queued, in short
+    batches, one such run at a time (409 `MIRROR_SYNC_RUNNING` while one runs). `bucket`
     of `buckets`: that bucket's rows re-queued."""
     if body.bucket is not None and body.buckets is not None:
         queued = await requeue_bucket_mirrors(services.db, body.bucket, body.buckets)
         return MirrorSyncQueued(queued=queued)
     if body.queue_customer_id is None:
-        queued = await requeue_all_mirrors(services.db)
+        queued = await requeue_every_mirror(services.db)
         return MirrorSyncQueued(queued=queued)
     row = await sync_customer_mirror(services.db, body.queue_customer_id)
     return MirrorRow.model_validate(row)

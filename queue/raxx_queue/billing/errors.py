@@ -27,6 +27,17 @@ class CustomerLinkConflict(ServiceError):
         )
 
 
+class ReconcileRunning(ServiceError):
+    status = 409
+    code = "RECONCILE_RUNNING"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a reconcile of all customers is running (the CLI's or another call's); "
+            "call again once it has ended: runs resume where the last one stopped"
+        )
+
+
 class NoStripeCustomer(ServiceError):
     status = 409
     code = "NO_STRIPE_CUSTOMER"

@@ -32,14 +32,6 @@ async def sync_customer_mirror(db: Database, queue_customer_id: str) -> dict[str
     return row
 
 
-async def requeue_all_mirrors(db: Database) -> int:
-    """Queue a push of every mirror row; returns how many."""
-    async with db.transaction() as tx:
-        queued = await outbox.requeue_all(tx.conn)
-        tx.effects.mirror_changed = queued > 0
-    return queued
-
-
 async def requeue_bucket_mirrors(db: Database, bucket: int, buckets: int) -> int:
     """Queue a push of every row in one bucket of the digest; returns how many."""
     async with db.transaction() as tx:

@@ -54,6 +54,8 @@ class EventContext:
     request_id: str | None = None
     # the audit action; default "stripe.<event type>"
     action: str | None = None
+    # record the event as ignored and apply nothing (an event of the other Stripe mode)
+    ignore: bool = False
 
 
 def event_envelope(event: Any) -> tuple[str, str, int, Json]:
@@ -143,6 +145,8 @@ async def apply_stripe_event(
     """Apply one verified event exactly once; a single statement, so one round trip."""
     event_id, event_type, _, obj = event_envelope(event)
     change = build_change(event_type, obj, context.price_tiers)
+    if context.ignore:
+        change = EventChange(family="ignored", object_id=change.object_id)
     try:
         row = await _apply(db, _params(event, change, context, force=False))
     except asyncpg.PostgresError as error:
