@@ -13,6 +13,7 @@ from raxx_queue.api import (
     audit,
     checkout,
     customers,
+    erasure,
     health,
     invoices,
     mirror,
@@ -51,6 +52,7 @@ BILLING_ROUTERS = (
     portal.router,
     reconcile.router,
     mirror.router,
+    erasure.router,
 )
 
 

@@ -50,6 +50,7 @@ class Permission(enum.Enum):
     MIRROR_SYNC = "mirror-sync"
     OPERATIONS = "reconcile, audit verification"
     METRICS = "metrics"
+    ERASURE = "erase a customer's personal data"
 
 
 # Routes Stripe calls: authenticated by the `Stripe-Signature` of their body (each with
@@ -64,6 +65,7 @@ PERMISSIONS: Mapping[Permission, frozenset[Caller]] = MappingProxyType(
         Permission.MIRROR_SYNC: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
         Permission.OPERATIONS: frozenset({Caller.CONSOLE}),
         Permission.METRICS: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
+        Permission.ERASURE: frozenset({Caller.CONSOLE}),
     }
 )
 
@@ -177,6 +179,7 @@ PaymentPages = Annotated[Caller, Depends(Allow(Permission.PAYMENT_PAGES))]
 MirrorSyncer = Annotated[Caller, Depends(Allow(Permission.MIRROR_SYNC))]
 Operator = Annotated[Caller, Depends(Allow(Permission.OPERATIONS))]
 MetricsReader = Annotated[Caller, Depends(Allow(Permission.METRICS))]
+Eraser = Annotated[Caller, Depends(Allow(Permission.ERASURE))]
 
 QueueCustomerId = Annotated[
     str, Path(pattern=QUEUE_CUSTOMER_ID_PATTERN, description="the platform's customer id")
@@ -206,5 +209,10 @@ async def customer_creator_context(
     return _billing_context(request, services, caller)
 
 
+async def eraser_context(request: Request, services: ServicesDep, caller: Eraser) -> BillingContext:
+    return _billing_context(request, services, caller)
+
+
 PaymentPagesBilling = Annotated[BillingContext, Depends(payment_pages_context)]
 CustomerCreatorBilling = Annotated[BillingContext, Depends(customer_creator_context)]
+EraserBilling = Annotated[BillingContext, Depends(eraser_context)]
