@@ -210,3 +210,15 @@ def test_cli_production_without_database_url() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "DATABASE_URL" in result.stderr
+
+
+def test_event_payloads_are_kept_35_days_and_zero_keeps_them(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.delenv("EVENT_PAYLOAD_RETENTION_DAYS", raising=False)
+    assert load_settings().event_payload_retention_days == 35
+    clean_env.setenv("EVENT_PAYLOAD_RETENTION_DAYS", "0")
+    assert load_settings().event_payload_retention_days == 0
+    clean_env.setenv("EVENT_PAYLOAD_RETENTION_DAYS", "-1")
+    with pytest.raises(ConfigError, match="EVENT_PAYLOAD_RETENTION_DAYS"):
+        load_settings()

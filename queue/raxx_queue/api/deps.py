@@ -29,6 +29,7 @@ from raxx_queue.stripe_gateway import StripeGateway
 from raxx_queue.vocabulary import QUEUE_CUSTOMER_ID_PATTERN, Actor
 from raxx_queue.wakeups import BackgroundWorker, Wakeups
 from raxx_queue.webhooks.catchup_worker import EventCatchup
+from raxx_queue.webhooks.retention import EventRetentionJob
 
 
 class Caller(enum.StrEnum):
@@ -78,11 +79,12 @@ class Workers:
     grace: GraceExpiryJob | None = None
     catchup: EventCatchup | None = None
     mirror: MirrorDispatcher | None = None
+    retention: EventRetentionJob | None = None
 
     def running(self) -> list[BackgroundWorker]:
         """In start order; the mirror dispatcher last, so it stops first and its pushes
         in flight finish within its grace."""
-        workers = (self.sealer, self.grace, self.catchup, self.mirror)
+        workers = (self.sealer, self.grace, self.catchup, self.retention, self.mirror)
         return [w for w in workers if w is not None]
 
 
