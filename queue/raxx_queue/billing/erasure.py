@@ -18,7 +18,13 @@ from pydantic import BaseModel, ConfigDict
 
 from raxx_queue.audit.log import append_action
 from raxx_queue.billing.context import BillingContext
-from raxx_queue.db.erasure import ErasedRows, StripeLinkChanged, erase_rows, fetch_erasure_target
+from raxx_queue.db.erasure import (
+    ErasedRows,
+    StripeLinkChanged,
+    erase_rows,
+    fetch_erasure_target,
+    stripe_customer_deleted,
+)
 from raxx_queue.db.locks import lock_queue_customer, lock_stripe_customer
 from raxx_queue.errors import CustomerNotFound
 from raxx_queue.stripe_errors import StripeGatewayError, StripeObjectMissing
@@ -117,19 +123,31 @@ async def delete_at_stripe(
     ctx: BillingContext, queue_customer_id: str, stripe_customer_id: str
 ) -> StripeErasure:
     """Delete the Stripe customer; a failure is reported as pending, not raised."""
+    async with ctx.db.connection() as conn:
+        deleted = await stripe_customer_deleted(conn, stripe_customer_id)
     try:
-        await ctx.gateway().delete_customer(
-            stripe_customer_id, idempotency_key=erase_key(stripe_customer_id)
-        )
+        if not deleted:  # Stripe's customer.deleted said so: nothing to ask Stripe
+            await ctx.gateway().delete_customer(
+                stripe_customer_id, idempotency_key=erase_key(stripe_customer_id)
+            )
     except StripeObjectMissing:
         pass  # deleted already (by an earlier attempt, or at Stripe)
     except StripeGatewayError as error:
+        if error.stripe_code == "resource_missing":
+            return await _deleted(ctx, queue_customer_id, stripe_customer_id)
         log.warning(
             "erasure_stripe_pending", queue_customer_id=queue_customer_id, error_code=error.code
         )
         return StripeErasure(
             status="pending", stripe_customer_id=stripe_customer_id, error_code=error.code
         )
+    return await _deleted(ctx, queue_customer_id, stripe_customer_id)
+
+
+async def _deleted(
+    ctx: BillingContext, queue_customer_id: str, stripe_customer_id: str
+) -> StripeErasure:
+    """Audit the Stripe deletion once, however often it is asked for."""
     async with ctx.db.transaction() as tx:
         await lock_stripe_customer(tx.conn, stripe_customer_id)
         await ctx.record_once(

@@ -15,6 +15,9 @@ ERASE = """
 SELECT found, stripe_customer_id, erased_at, already_erased, erased
   FROM billing_erase_customer($1, $2)
 """
+STRIPE_DELETED = """
+SELECT deleted_at IS NOT NULL FROM billing_customer WHERE stripe_customer_id = $1
+"""
 LINK_CHANGED_SQLSTATE = "QU020"
 
 
@@ -57,3 +60,8 @@ async def erase_rows(
         already_erased=row["already_erased"],
         erased=row["erased"],
     )
+
+
+async def stripe_customer_deleted(conn: Connection, stripe_customer_id: str) -> bool:
+    """Whether Stripe's events said the Stripe customer was deleted."""
+    return bool(await conn.fetchval(STRIPE_DELETED, stripe_customer_id))
