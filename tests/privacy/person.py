@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from raxx_queue.simulator.events import build_event, customer_obj, invoice_obj
@@ -121,6 +122,36 @@ def history() -> list[Event]:
         build_event("charge.failed", charge(created=T0 + 40), created=T0 + 41),
         build_event("charge.dispute.created", dispute, created=T0 + 60),
     ]
+
+
+def another(k: int, events: list[Event]) -> tuple[list[Event], tuple[str, ...]]:
+    """The same history for person k (other ids, e-mail, name, phone, address, card),
+    and that person's needles."""
+    swaps = {
+        CUSTOMER: f"cus_erase{k}x",
+        QUEUE_ID: f"{QUEUE_ID}_{k}",
+        "sub_erase1": f"sub_erase{k}x",
+        "in_erase": f"in_erase{k}x",
+        "ch_erase1": f"ch_erase{k}x",
+        "pm_erase1": f"pm_erase{k}x",
+        "dp_erase1": f"dp_erase{k}x",
+        "evt_": f"evt_{k}x",
+        EMAIL: f"person{k}@erasure.example",
+        "Lovelace": f"Person{k}surname",
+        PHONE: f"+4420794609{k:02d}",
+        LINE1: f"{k} Analytical Row",
+        LINE2: f"Flat {k} Difference Court",
+        POSTAL: f"NW{k} 6XE",
+        FINGERPRINT: f"Fp{k}ErasureTest",
+        LAST4: f"77{k:02d}",
+        NOTE: f"call person {k} on the mobile",
+    }
+    text = json.dumps(events)
+    needles = [*NEEDLES]
+    for old, new in swaps.items():
+        text = text.replace(old, new)
+        needles = [n.replace(old, new) for n in needles]
+    return json.loads(text), tuple(needles)
 
 
 async def tables(conn: Conn) -> list[str]:
