@@ -12,9 +12,10 @@ BEGIN;
 -- replay, a reconcile), whichever function makes it, so the writers need not know.
 ALTER TABLE billing_customer ADD COLUMN erased_at timestamptz;
 
--- Ids of Stripe objects (charges, payment intents, payment methods, invoices) that
--- belong to an erased customer: events about them that do not name the customer
--- (a dispute names its charge only) are redacted too.
+-- Ids of the Stripe objects (charges, payment intents, payment methods, invoices,
+-- disputes) of an erased customer: events about them that do not name the customer (a
+-- dispute names its charge only) are its too. Only objects' own ids, never what they
+-- point at: a pointer may be shared (a fixture's card, a platform-wide object).
 CREATE TABLE billing_erased_reference (
     ref text NOT NULL,
     stripe_customer_id text NOT NULL,
@@ -119,33 +120,41 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     END
 $$;
 
--- The ids an event's object is, or points at, that can tie another event to a customer.
+-- The id of an event's object and the ids it points at: an event is a customer's when
+-- one of them is an object of that customer.
 CREATE FUNCTION billing_event_refs(p jsonb) RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT coalesce(array_agg(r) FILTER (WHERE r IS NOT NULL), '{}')
-      FROM (VALUES (p #>> '{data,object,id}'),
-                   (coalesce(p #>> '{data,object,charge,id}', p #>> '{data,object,charge}')),
-                   (coalesce(p #>> '{data,object,payment_intent,id}',
-                             p #>> '{data,object,payment_intent}')),
-                   (coalesce(p #>> '{data,object,payment_method,id}',
-                             p #>> '{data,object,payment_method}')),
-                   (coalesce(p #>> '{data,object,latest_charge,id}',
-                             p #>> '{data,object,latest_charge}'))) AS refs (r)
-     WHERE jsonb_typeof(p -> 'data' -> 'object') = 'object'
+    SELECT array_remove(ARRAY[
+        p #>> '{data,object,id}',
+        coalesce(p #>> '{data,object,charge,id}', p #>> '{data,object,charge}'),
+        coalesce(p #>> '{data,object,payment_intent,id}', p #>> '{data,object,payment_intent}'),
+        coalesce(p #>> '{data,object,payment_method,id}', p #>> '{data,object,payment_method}'),
+        coalesce(p #>> '{data,object,latest_charge,id}', p #>> '{data,object,latest_charge}')
+    ], NULL)
 $$;
 
--- The erased Stripe customer an event belongs to, if any.
+-- The erased Stripe customer an event belongs to, if any. plpgsql, so its plans are
+-- cached: it runs for every event stored.
 CREATE FUNCTION billing_event_erased_customer(p_stripe_customer_id text, p jsonb)
 RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT c.stripe_customer_id FROM billing_customer AS c
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_found text;
+BEGIN
+    SELECT c.stripe_customer_id INTO v_found FROM billing_customer AS c
      WHERE c.erased_at IS NOT NULL
-       AND c.stripe_customer_id IN (p_stripe_customer_id, billing_event_customer(p))
-    UNION ALL
-    SELECT r.stripe_customer_id FROM billing_erased_reference AS r
-     WHERE r.ref = ANY (billing_event_refs(p))
-    LIMIT 1
+       AND c.stripe_customer_id IN (p_stripe_customer_id, billing_event_customer(p));
+    IF v_found IS NULL THEN
+        SELECT r.stripe_customer_id INTO v_found FROM billing_erased_reference AS r
+         WHERE r.ref = ANY (billing_event_refs(p))
+         LIMIT 1;
+    END IF;
+    RETURN v_found;
+END;
 $$;
+
+CREATE INDEX billing_customer_erased_idx
+    ON billing_customer (stripe_customer_id) WHERE erased_at IS NOT NULL;
 
 -- A tombstoned customer's personal fields stay empty, and the tombstone stays.
 CREATE FUNCTION billing_customer_tombstone() RETURNS trigger
@@ -167,8 +176,8 @@ CREATE TRIGGER billing_customer_tombstone
     BEFORE INSERT OR UPDATE ON billing_customer
     FOR EACH ROW EXECUTE FUNCTION billing_customer_tombstone();
 
--- An event of an erased customer is redacted before it is stored; its objects' ids
--- join the customer's references (a later dispute of its charge is theirs too).
+-- An event of an erased customer is redacted before it is stored; its object's id
+-- joins the customer's references (a later event of the same dispute is theirs too).
 CREATE FUNCTION billing_event_redact() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -177,7 +186,8 @@ BEGIN
     IF v_customer IS NOT NULL THEN
         NEW.payload := billing_redact_payload(NEW.payload);
         INSERT INTO billing_erased_reference (ref, stripe_customer_id)
-        SELECT r, v_customer FROM unnest(billing_event_refs(NEW.payload)) AS r
+        SELECT NEW.payload #>> '{data,object,id}', v_customer
+         WHERE NEW.payload #>> '{data,object,id}' IS NOT NULL
         ON CONFLICT DO NOTHING;
     END IF;
     RETURN NEW;
@@ -226,6 +236,7 @@ DECLARE
     v_events integer := 0;
     v_invoices integer := 0;
     v_refs text[];
+    v_event_ids text[];
     v_was_erased boolean;
     r record;
     w record;
@@ -263,22 +274,35 @@ BEGIN
          WHERE i.stripe_customer_id = v_stripe AND i.hosted_invoice_url IS NOT NULL;
         GET DIAGNOSTICS v_invoices = ROW_COUNT;
 
-        -- the customer's events: by the customer they name, or carrying its e-mail
-        SELECT coalesce(array_agg(DISTINCT ref), '{}') INTO v_refs
-          FROM processed_stripe_events AS e, unnest(billing_event_refs(e.payload)) AS ref
+        -- the customer's events: by the customer they name, or carrying its e-mail; and
+        -- the ids of their objects, with those of events erased before
+        SELECT coalesce(array_agg(e.event_id), '{}'),
+               coalesce(array_agg(DISTINCT e.payload #>> '{data,object,id}')
+                        FILTER (WHERE e.payload #>> '{data,object,id}' IS NOT NULL), '{}')
+          INTO v_event_ids, v_refs
+          FROM processed_stripe_events AS e
          WHERE e.stripe_customer_id = v_stripe
             OR billing_event_customer(e.payload) = v_stripe
             OR (v_email IS NOT NULL AND strpos(e.payload::text, v_email) > 0);
+        v_refs := v_refs || ARRAY(SELECT x.ref FROM billing_erased_reference AS x
+                                   WHERE x.stripe_customer_id = v_stripe);
+        -- events about those objects that do not name the customer (a dispute, a refund)
+        SELECT v_event_ids || coalesce(array_agg(e.event_id), '{}'),
+               v_refs || coalesce(array_agg(e.payload #>> '{data,object,id}')
+                                  FILTER (WHERE e.payload #>> '{data,object,id}' IS NOT NULL),
+                                  '{}')
+          INTO v_event_ids, v_refs
+          FROM processed_stripe_events AS e
+         WHERE billing_event_refs(e.payload) && v_refs
+           AND NOT e.event_id = ANY (v_event_ids);
         INSERT INTO billing_erased_reference (ref, stripe_customer_id)
-        SELECT ref, v_stripe FROM unnest(v_refs) AS ref
+        SELECT DISTINCT ref, v_stripe FROM unnest(v_refs) AS ref
         ON CONFLICT DO NOTHING;
 
         FOR r IN
             SELECT e.event_id, e.payload FROM processed_stripe_events AS e
-             WHERE e.stripe_customer_id = v_stripe
-                OR billing_event_customer(e.payload) = v_stripe
-                OR (v_email IS NOT NULL AND strpos(e.payload::text, v_email) > 0)
-                OR billing_event_refs(e.payload) && v_refs
+             WHERE e.event_id = ANY (v_event_ids)
+             ORDER BY e.event_id
              FOR UPDATE
         LOOP
             SELECT * INTO w FROM billing_redact_walk(r.payload, '{}'::jsonb);

@@ -15,6 +15,7 @@ DROP FUNCTION billing_redact_payload(jsonb);
 DROP FUNCTION billing_redact_walk(jsonb, jsonb);
 DROP FUNCTION billing_json_has_value(jsonb);
 DROP FUNCTION billing_personal_category(text);
+DROP INDEX billing_customer_erased_idx;
 DROP TABLE billing_erased_reference;
 ALTER TABLE billing_customer DROP COLUMN erased_at;
 

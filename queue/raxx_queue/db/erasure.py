@@ -19,6 +19,9 @@ STRIPE_DELETED = """
 SELECT deleted_at IS NOT NULL FROM billing_customer WHERE stripe_customer_id = $1
 """
 LINK_CHANGED_SQLSTATE = "QU020"
+# The statement reads every stored payload not yet stripped by retention (about 55 µs
+# each in bench/erasure.py): more than the pool's 30 s on a very large ledger.
+ERASE_TIMEOUT_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,9 @@ async def erase_rows(
 ) -> ErasedRows | None:
     """Anonymise the customer's rows (the caller holds its lock); None when unknown."""
     try:
-        row = await conn.fetchrow(ERASE, queue_customer_id, locked_stripe_id)
+        row = await conn.fetchrow(
+            ERASE, queue_customer_id, locked_stripe_id, timeout=ERASE_TIMEOUT_SECONDS
+        )
     except asyncpg.PostgresError as error:
         if error.sqlstate == LINK_CHANGED_SQLSTATE:
             raise StripeLinkChanged() from None
