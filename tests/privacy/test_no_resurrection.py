@@ -15,6 +15,7 @@ from raxx_queue.webhooks.pipeline import EventContext, apply_stripe_event
 from tests.conftest import AppClient
 from tests.privacy import person
 from tests.support import values
+from tests.support.catchup import catchup_app, worker
 from tests.support.database import Conn
 from tests.support.webhooks import PERIOD_END, T0, deliver_ok
 
@@ -61,19 +62,7 @@ async def test_new_events_store_nothing_personal_and_money_state_applies(
 ) -> None:
     await seeded_and_erased(client)
     assert await db.fetchval("SELECT status FROM billing_subscription") == "past_due"
-    dispute = fixture("dispute")
-    dispute.update(id="dp_erase1", charge="ch_erase1", created=T0 + 90, status="lost")
-    dispute["evidence"].update(customer_email_address=person.EMAIL, customer_name=person.NAME)
-    later = [
-        # the customer edits their details at Stripe
-        build_event("customer.updated", person.customer(created=T0 + 80), created=T0 + 80),
-        # the failed invoice is paid after all
-        build_event(
-            "invoice.paid", person.invoice("in_erase2", "paid", created=T0 + 40), created=T0 + 85
-        ),
-        # a dispute names only its charge
-        build_event("charge.dispute.closed", dispute, created=T0 + 90),
-    ]
+    later = events_after_erasure()
 
     outcomes = [await deliver_ok(client, event) for event in later]
 
@@ -82,6 +71,39 @@ async def test_new_events_store_nothing_personal_and_money_state_applies(
     assert await db.fetchval("SELECT status FROM billing_subscription") == "active"
     paid = "SELECT amount_paid FROM billing_invoice WHERE stripe_invoice_id = 'in_erase2'"
     assert await db.fetchval(paid) == 2000
+
+
+def events_after_erasure() -> list[dict[str, object]]:
+    """The customer edits their details, pays the failed invoice, loses a dispute."""
+    dispute = fixture("dispute")
+    dispute.update(id="dp_erase1", charge="ch_erase1", created=T0 + 90, status="lost")
+    dispute["evidence"].update(customer_email_address=person.EMAIL, customer_name=person.NAME)
+    return [
+        build_event("customer.updated", person.customer(created=T0 + 80), created=T0 + 80),
+        build_event(
+            "invoice.paid", person.invoice("in_erase2", "paid", created=T0 + 40), created=T0 + 85
+        ),
+        build_event("charge.dispute.closed", dispute, created=T0 + 90),
+    ]
+
+
+async def test_the_catchup_stores_nothing_personal(
+    clean_db: str, db: Conn, stripe_double: StripeDouble
+) -> None:
+    async with catchup_app(clean_db, stripe_double) as client:
+        for event in await seeded_and_erased(client):
+            stripe_double.add_event(event)
+        for event in events_after_erasure():
+            stripe_double.add_event(event, delivered=False)
+
+        report = await worker(client).run_once(force=True)
+
+    assert report is not None
+    assert report.outcome == "ok"
+    # the catch-up lists only the types Queue acts on: not the dispute
+    assert report.applied_count == 2
+    assert await person.scan(db) == {}
+    assert await db.fetchval("SELECT status FROM billing_subscription") == "active"
 
 
 async def test_a_replay_stores_nothing_personal(client: AppClient, db: Conn) -> None:
