@@ -4,6 +4,7 @@ replay, a reconcile, an event racing the erasure; money state still applies."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import asyncpg
 
@@ -104,6 +105,32 @@ async def test_the_catchup_stores_nothing_personal(
     assert report.applied_count == 2
     assert await person.scan(db) == {}
     assert await db.fetchval("SELECT status FROM billing_subscription") == "active"
+
+
+async def test_another_stripe_customer_naming_the_erased_customer_stores_nothing(
+    client: AppClient, db: Conn
+) -> None:
+    await seeded_and_erased(client)
+    # the person signs up again at Stripe under the same platform id (a second customer)
+    other = json.loads(
+        json.dumps(
+            [
+                build_event(
+                    "customer.created", person.customer(created=T0 + 100), created=T0 + 100
+                ),
+                build_event(
+                    "invoice.payment_failed",
+                    person.invoice("in_other", "open", created=T0 + 110, attempt_count=1),
+                    created=T0 + 110,
+                ),
+            ]
+        ).replace(person.CUSTOMER, "cus_other")
+    )
+
+    outcomes = [await deliver_ok(client, event) for event in other]
+
+    assert outcomes == ["applied", "applied"]
+    assert await person.scan(db) == {}
 
 
 async def test_a_replay_stores_nothing_personal(client: AppClient, db: Conn) -> None:

@@ -12,13 +12,13 @@ BEGIN;
 -- replay, a reconcile), whichever function makes it, so the writers need not know.
 ALTER TABLE billing_customer ADD COLUMN erased_at timestamptz;
 
--- Ids of the Stripe objects (charges, payment intents, payment methods, invoices,
--- disputes) of an erased customer: events about them that do not name the customer (a
--- dispute names its charge only) are its too. Only objects' own ids, never what they
--- point at: a pointer may be shared (a fixture's card, a platform-wide object).
+-- Ids of the Stripe objects (customers, charges, payment intents, payment methods,
+-- invoices, disputes) of an erased customer: events about them that do not name the
+-- customer (a dispute names its charge only) are its too. Only objects' own ids, never
+-- what they point at: a pointer may be shared (a fixture's card, a platform object).
 CREATE TABLE billing_erased_reference (
     ref text NOT NULL,
-    stripe_customer_id text NOT NULL,
+    queue_customer_id text NOT NULL,
     CONSTRAINT billing_erased_reference_pkey PRIMARY KEY (ref)
 );
 
@@ -133,20 +133,30 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     ], NULL)
 $$;
 
--- The erased Stripe customer an event belongs to, if any. plpgsql, so its plans are
--- cached: it runs for every event stored.
+-- The erased customer (its queue_customer_id) an event belongs to, if any: by the
+-- Stripe customer it names, the queue customer its object names (metadata, Checkout's
+-- client_reference_id: another Stripe customer of the same person), or an object of
+-- theirs it is or points at. plpgsql, so its plans are cached: it runs for every event.
 CREATE FUNCTION billing_event_erased_customer(p_stripe_customer_id text, p jsonb)
 RETURNS text
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
+    v_customer text := billing_event_customer(p);
     v_found text;
 BEGIN
-    SELECT c.stripe_customer_id INTO v_found FROM billing_customer AS c
+    SELECT c.queue_customer_id INTO v_found FROM billing_customer AS c
      WHERE c.erased_at IS NOT NULL
-       AND c.stripe_customer_id IN (p_stripe_customer_id, billing_event_customer(p));
+       AND c.stripe_customer_id IN (p_stripe_customer_id, v_customer)
+     LIMIT 1;
     IF v_found IS NULL THEN
-        SELECT r.stripe_customer_id INTO v_found FROM billing_erased_reference AS r
-         WHERE r.ref = ANY (billing_event_refs(p))
+        SELECT c.queue_customer_id INTO v_found FROM billing_customer AS c
+         WHERE c.erased_at IS NOT NULL
+           AND c.queue_customer_id IN (p #>> '{data,object,metadata,queue_customer_id}',
+                                       p #>> '{data,object,client_reference_id}');
+    END IF;
+    IF v_found IS NULL THEN
+        SELECT r.queue_customer_id INTO v_found FROM billing_erased_reference AS r
+         WHERE r.ref = ANY (billing_event_refs(p) || ARRAY[p_stripe_customer_id, v_customer])
          LIMIT 1;
     END IF;
     RETURN v_found;
@@ -156,12 +166,19 @@ $$;
 CREATE INDEX billing_customer_erased_idx
     ON billing_customer (stripe_customer_id) WHERE erased_at IS NOT NULL;
 
--- A tombstoned customer's personal fields stay empty, and the tombstone stays.
+-- A tombstoned customer's personal fields stay empty, and the tombstone stays. A
+-- Stripe customer an erased person's events named (another one of theirs, naming the
+-- erased queue customer) is tombstoned as it is first stored.
 CREATE FUNCTION billing_customer_tombstone() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
         NEW.erased_at := coalesce(OLD.erased_at, NEW.erased_at);
+    END IF;
+    IF NEW.erased_at IS NULL AND NEW.stripe_customer_id IS NOT NULL
+       AND EXISTS (SELECT 1 FROM billing_erased_reference AS r
+                    WHERE r.ref = NEW.stripe_customer_id) THEN
+        NEW.erased_at := now();
     END IF;
     IF NEW.erased_at IS NOT NULL THEN
         NEW.billing_email := NULL;
@@ -185,7 +202,7 @@ DECLARE
 BEGIN
     IF v_customer IS NOT NULL THEN
         NEW.payload := billing_redact_payload(NEW.payload);
-        INSERT INTO billing_erased_reference (ref, stripe_customer_id)
+        INSERT INTO billing_erased_reference (ref, queue_customer_id)
         SELECT NEW.payload #>> '{data,object,id}', v_customer
          WHERE NEW.payload #>> '{data,object,id}' IS NOT NULL
         ON CONFLICT DO NOTHING;
@@ -251,7 +268,7 @@ BEGIN
     IF v_stripe IS DISTINCT FROM p_locked_stripe_id THEN
         RAISE EXCEPTION 'the customer''s Stripe link changed' USING ERRCODE = 'QU020';
     END IF;
-    v_email := nullif(v_row.billing_email, '');
+    v_email := lower(nullif(v_row.billing_email, ''));
     v_was_erased := v_row.erased_at IS NOT NULL;
 
     IF v_row.billing_email IS NOT NULL AND v_row.billing_email <> '' THEN
@@ -268,58 +285,59 @@ BEGIN
      WHERE c.id = v_row.id
     RETURNING * INTO v_row;
 
-    IF v_stripe IS NOT NULL THEN
-        -- the hosted invoice page shows the name and address Stripe holds
-        UPDATE billing_invoice AS i SET hosted_invoice_url = NULL, updated_at = now()
-         WHERE i.stripe_customer_id = v_stripe AND i.hosted_invoice_url IS NOT NULL;
-        GET DIAGNOSTICS v_invoices = ROW_COUNT;
+    -- the hosted invoice page shows the name and address Stripe holds
+    UPDATE billing_invoice AS i SET hosted_invoice_url = NULL, updated_at = now()
+     WHERE i.stripe_customer_id = v_stripe AND i.hosted_invoice_url IS NOT NULL;
+    GET DIAGNOSTICS v_invoices = ROW_COUNT;
 
-        -- the customer's events: by the customer they name, or carrying its e-mail; and
-        -- the ids of their objects, with those of events erased before
-        SELECT coalesce(array_agg(e.event_id), '{}'),
-               coalesce(array_agg(DISTINCT e.payload #>> '{data,object,id}')
-                        FILTER (WHERE e.payload #>> '{data,object,id}' IS NOT NULL), '{}')
-          INTO v_event_ids, v_refs
-          FROM processed_stripe_events AS e
-         WHERE e.stripe_customer_id = v_stripe
-            OR billing_event_customer(e.payload) = v_stripe
-            OR (v_email IS NOT NULL AND strpos(e.payload::text, v_email) > 0);
-        v_refs := v_refs || ARRAY(SELECT x.ref FROM billing_erased_reference AS x
-                                   WHERE x.stripe_customer_id = v_stripe);
-        -- events about those objects that do not name the customer (a dispute, a refund)
-        SELECT v_event_ids || coalesce(array_agg(e.event_id), '{}'),
-               v_refs || coalesce(array_agg(e.payload #>> '{data,object,id}')
-                                  FILTER (WHERE e.payload #>> '{data,object,id}' IS NOT NULL),
-                                  '{}')
-          INTO v_event_ids, v_refs
-          FROM processed_stripe_events AS e
-         WHERE billing_event_refs(e.payload) && v_refs
-           AND NOT e.event_id = ANY (v_event_ids);
-        INSERT INTO billing_erased_reference (ref, stripe_customer_id)
-        SELECT DISTINCT ref, v_stripe FROM unnest(v_refs) AS ref
-        ON CONFLICT DO NOTHING;
+    -- the customer's events: by the Stripe customer or the queue customer they
+    -- name, or carrying its e-mail (in any case); and the ids of their objects, with
+    -- those of events erased before
+    SELECT coalesce(array_agg(e.event_id), '{}'),
+           coalesce(array_agg(DISTINCT e.payload #>> '{data,object,id}')
+                    FILTER (WHERE e.payload #>> '{data,object,id}' IS NOT NULL), '{}')
+      INTO v_event_ids, v_refs
+      FROM processed_stripe_events AS e
+     WHERE e.stripe_customer_id = v_stripe
+        OR billing_event_customer(e.payload) = v_stripe
+        OR p_queue_customer_id IN (e.payload #>> '{data,object,metadata,queue_customer_id}',
+                                   e.payload #>> '{data,object,client_reference_id}')
+        OR (v_email IS NOT NULL AND strpos(lower(e.payload::text), v_email) > 0);
+    v_refs := v_refs || ARRAY(SELECT x.ref FROM billing_erased_reference AS x
+                               WHERE x.queue_customer_id = p_queue_customer_id);
+    -- events about those objects that do not name the customer (a dispute, a refund)
+    SELECT v_event_ids || coalesce(array_agg(e.event_id), '{}'),
+           v_refs || coalesce(array_agg(e.payload #>> '{data,object,id}')
+                              FILTER (WHERE e.payload #>> '{data,object,id}' IS NOT NULL),
+                              '{}')
+      INTO v_event_ids, v_refs
+      FROM processed_stripe_events AS e
+     WHERE billing_event_refs(e.payload) && v_refs
+       AND NOT e.event_id = ANY (v_event_ids);
+    INSERT INTO billing_erased_reference (ref, queue_customer_id)
+    SELECT DISTINCT ref, p_queue_customer_id FROM unnest(v_refs) AS ref
+    ON CONFLICT DO NOTHING;
 
-        FOR r IN
-            SELECT e.event_id, e.payload FROM processed_stripe_events AS e
-             WHERE e.event_id = ANY (v_event_ids)
-             ORDER BY e.event_id
-             FOR UPDATE
-        LOOP
-            SELECT * INTO w FROM billing_redact_walk(r.payload, '{}'::jsonb);
-            IF w.redacted IS DISTINCT FROM r.payload THEN
-                UPDATE processed_stripe_events AS e
-                   SET payload = w.redacted,
-                       stripe_customer_id = coalesce(e.stripe_customer_id, v_stripe)
-                 WHERE e.event_id = r.event_id;
-                v_events := v_events + 1;
-                SELECT coalesce(jsonb_object_agg(key, total), '{}') INTO v_payload_counts
-                  FROM (SELECT key, sum(value::int) AS total
-                          FROM (SELECT * FROM jsonb_each_text(v_payload_counts)
-                                UNION ALL SELECT * FROM jsonb_each_text(w.counts)) AS both_counts
-                         GROUP BY key) AS summed;
-            END IF;
-        END LOOP;
-    END IF;
+    FOR r IN
+        SELECT e.event_id, e.payload FROM processed_stripe_events AS e
+         WHERE e.event_id = ANY (v_event_ids)
+         ORDER BY e.event_id
+         FOR UPDATE
+    LOOP
+        SELECT * INTO w FROM billing_redact_walk(r.payload, '{}'::jsonb);
+        IF w.redacted IS DISTINCT FROM r.payload THEN
+            UPDATE processed_stripe_events AS e
+               SET payload = w.redacted,
+                   stripe_customer_id = coalesce(e.stripe_customer_id, v_stripe)
+             WHERE e.event_id = r.event_id;
+            v_events := v_events + 1;
+            SELECT coalesce(jsonb_object_agg(key, total), '{}') INTO v_payload_counts
+              FROM (SELECT key, sum(value::int) AS total
+                      FROM (SELECT * FROM jsonb_each_text(v_payload_counts)
+                            UNION ALL SELECT * FROM jsonb_each_text(w.counts)) AS both_counts
+                     GROUP BY key) AS summed;
+        END IF;
+    END LOOP;
 
     RETURN QUERY SELECT true, v_stripe, v_row.erased_at, v_was_erased,
         jsonb_build_object(
