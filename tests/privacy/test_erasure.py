@@ -43,6 +43,7 @@ async def test_erasure_leaves_nothing_personal_and_keeps_the_financial_record(
 ) -> None:
     await seed(client)
     before = await money(db)
+    mirror = await db.fetch("SELECT * FROM billing_subscription_mirror")
     assert set(await person.scan(db)) >= {"billing_customer", "processed_stripe_events"}
 
     response = await client.post(ERASE, headers=values.CONSOLE)
@@ -66,6 +67,8 @@ async def test_erasure_leaves_nothing_personal_and_keeps_the_financial_record(
     print("scan after erasure:", leaks or "nothing found")
     assert leaks == {}
     assert await money(db) == before
+    # the mirror held nothing personal: unchanged, nothing pushed
+    assert await db.fetch("SELECT * FROM billing_subscription_mirror") == mirror
     tombstone = await db.fetchrow(
         "SELECT queue_customer_id, stripe_customer_id, erased_at FROM billing_customer"
     )

@@ -11,7 +11,7 @@ from raxx_queue.errors import error_responses
 router = APIRouter(
     prefix="/api/internal/billing/customers",
     tags=["erasure"],
-    responses=error_responses(400, 401, 403, 404, 413, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422),
 )
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from raxx_queue.audit.log import append_action
 from raxx_queue.billing.context import BillingContext
+from raxx_queue.billing.errors import CustomerRelinking
 from raxx_queue.db.erasure import (
     ErasedRows,
     StripeLinkChanged,
@@ -116,7 +117,7 @@ async def erase_in_queue(ctx: BillingContext, queue_customer_id: str) -> ErasedR
             return await _erase_once(ctx, queue_customer_id, stripe_id)
         except StripeLinkChanged:
             continue
-    raise StripeLinkChanged()
+    raise CustomerRelinking()
 
 
 async def delete_at_stripe(
