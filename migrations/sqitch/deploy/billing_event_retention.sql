@@ -1,6 +1,5 @@
 -- Deploy raxx_queue:billing_event_retention to pg
 -- requires: processed_stripe_events
--- requires: billing_erasure
 BEGIN;
 
 -- Stored event payloads are kept EVENT_PAYLOAD_RETENTION_DAYS (beyond Stripe's 30-day
@@ -13,7 +12,9 @@ CREATE INDEX processed_stripe_events_unstripped_idx
     ON processed_stripe_events (received_at) WHERE payload_stripped_at IS NULL;
 
 -- What a payload is stripped to: the envelope and the ids of its object (the ids that
--- tie an event to its customer, billing_event_customer and billing_event_refs).
+-- tie an event to its customer: billing_event_customer and billing_event_refs read
+-- them; the customer is read here as billing_event_customer does, so this change
+-- stands on its own).
 CREATE FUNCTION billing_strip_payload(p jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT jsonb_strip_nulls(jsonb_build_object(
@@ -26,7 +27,12 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         'data', jsonb_build_object('object', jsonb_strip_nulls(jsonb_build_object(
             'id', p #> '{data,object,id}',
             'object', p #> '{data,object,object}',
-            'customer', to_jsonb(billing_event_customer(p)),
+            'customer', to_jsonb(CASE
+                WHEN p #>> '{data,object,object}' = 'customer' THEN p #>> '{data,object,id}'
+                WHEN jsonb_typeof(p #> '{data,object,customer}') = 'object'
+                    THEN p #>> '{data,object,customer,id}'
+                ELSE p #>> '{data,object,customer}'
+            END),
             'charge', to_jsonb(coalesce(p #>> '{data,object,charge,id}',
                                         p #>> '{data,object,charge}')),
             'payment_intent', to_jsonb(coalesce(p #>> '{data,object,payment_intent,id}',
