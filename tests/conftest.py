@@ -98,6 +98,7 @@ def make_settings(database_url: str | None, **overrides: Any) -> Settings:
         "queue_service_token_console": values.CONSOLE_TOKEN,
         "billing_audit_hmac_key": values.AUDIT_KEY,
         "raptor_mirror_token": values.MIRROR_TOKEN,
+        "raptor_mirror_signing_secret": values.MIRROR_SIGNING_SECRET,
         "portal_return_url": "https://app.raxx.test/billing",
         "checkout_success_url": "https://app.raxx.test/billing/success",
         "checkout_cancel_url": "https://app.raxx.test/billing/cancel",

@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "metrics",
                 "pacing",
                 "plans",
+                "webhook_keys",
             }
         ),
     ),

@@ -158,6 +158,7 @@ PRODUCTION = {
     "RAPTOR_MIRROR_URL": "https://raptor.example/internal/billing/mirror",
     "RAPTOR_MIRROR_TOKEN": "m" * 32,
     "BILLING_AUDIT_HMAC_KEY": "k" * 32,
+    "RAPTOR_MIRROR_SIGNING_SECRET": values.MIRROR_SIGNING_SECRET,
 }
 
 
@@ -189,6 +190,44 @@ def test_empty_values_count_as_missing(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("DATABASE_URL", "   ")
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RAPTOR_MIRROR_SIGNING_SECRET", "mirror-secret-without-its-prefix-0123456789"),
+        ("RAPTOR_MIRROR_SIGNING_SECRET", "whsec_not*base64*at*all*0123456789"),
+        ("RAPTOR_MIRROR_SIGNING_SECRET", f"{values.MIRROR_SIGNING_SECRET},whsec_c2hvcnQ="),
+        ("RAPTOR_MIRROR_SIGNING_KEY", values.MIRROR_SIGNING_SECRET),
+        ("RAPTOR_MIRROR_SIGNING_KEY", "whsk_dG9vIHNob3J0IGZvciBhbiBlZDI1NTE5IHNlZWQ="),
+    ],
+)
+def test_mirror_signing_secrets_are_checked_at_boot_and_never_echoed(
+    clean_env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigError, match=name) as error:
+        load_settings()
+    assert value.split(",")[-1] not in str(error.value)
+    assert value.split(",")[-1].split("_", 1)[-1] not in str(error.value)
+
+
+def test_mirror_signing_secrets_are_comma_separated_and_decoded(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv(
+        "RAPTOR_MIRROR_SIGNING_SECRET",
+        f"{values.MIRROR_SIGNING_SECRET}, {values.NEW_MIRROR_SIGNING_SECRET}",
+    )
+    clean_env.setenv("RAPTOR_MIRROR_SIGNING_KEY", values.MIRROR_SIGNING_KEY)
+    settings = load_settings()
+    assert settings.mirror_signing_secrets() == [
+        b"mirror-signing-old-test-secret-1",
+        b"mirror-signing-new-test-secret-2",
+    ]
+    assert settings.mirror_signing_seed() == b"mirror-ed25519-test-seed-32bytes"
+    assert values.MIRROR_SIGNING_SECRET not in repr(settings)
+    assert values.MIRROR_SIGNING_KEY not in repr(settings)
 
 
 def test_cli_exits_with_one_line_and_no_value() -> None:

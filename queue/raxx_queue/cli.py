@@ -1,5 +1,5 @@
 """raxx-queue: serve, dev, simulate, migrate, doctor, audit verify, reconcile, events replay,
-customers erase."""
+mirror resume, customers erase."""
 
 from __future__ import annotations
 
@@ -161,6 +161,17 @@ def cmd_events_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mirror_resume(_args: argparse.Namespace) -> int:
+    """Re-enable pushes to Raptor after it answered 410 Gone; held rows go out at once."""
+    from raxx_queue.operator_jobs import resume_mirror
+
+    settings = load_settings()
+    configure_logging(settings)
+    settings = resolve_database(settings, migrate=False)
+    print(json.dumps(asyncio.run(resume_mirror(settings))))
+    return 0
+
+
 def cmd_customers_erase(args: argparse.Namespace) -> int:
     """Erase one customer's personal data; exit 1 if it is unknown or the Stripe step is
     pending (rerun to retry it)."""
@@ -223,6 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-delivered", action="store_true", help="every event, not only undelivered"
     )
     replay.set_defaults(func=cmd_events_replay)
+
+    mirror = sub.add_parser("mirror", help="the mirror pushed to Raptor").add_subparsers(
+        dest="mirror_command", required=True
+    )
+    mirror.add_parser(
+        "resume", help="push again after Raptor answered 410 Gone (held rows go first)"
+    ).set_defaults(func=cmd_mirror_resume)
 
     customers = sub.add_parser("customers", help="billing customers").add_subparsers(
         dest="customers_command", required=True

@@ -42,6 +42,11 @@ MIRROR_OLDEST_AGE = Gauge(
     multiprocess_mode="max",
 )
 MIRROR_PUSHES = Counter("queue_mirror_pushes_total", "Pushes to Raptor by outcome", ["outcome"])
+MIRROR_DISABLED = Gauge(
+    "queue_mirror_destination_disabled",
+    "1 while Raptor's mirror endpoint is disabled (it answered 410 Gone); pushes are held",
+    multiprocess_mode="max",
+)
 AUDIT_UNSEALED = Gauge(
     "queue_audit_unsealed_rows", "Audit rows waiting to be sealed", multiprocess_mode="max"
 )

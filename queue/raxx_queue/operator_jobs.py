@@ -1,4 +1,5 @@
-"""The operator commands (reconcile, events replay, erasure): resources, progress bars, reports."""
+"""The operator commands (reconcile, events replay, mirror resume, erasure): resources,
+progress bars, reports."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from raxx_queue.billing.erasure import EraseRequest, erase_customer
 from raxx_queue.billing.reconcile import reconcile_all, reconcile_context, reconcile_one
 from raxx_queue.db.budget import ONE_OFF_POOL_SIZE
 from raxx_queue.db.pool import Database
+from raxx_queue.mirror import destination
 from raxx_queue.pacing import Pacer
 from raxx_queue.plans import price_tiers
 from raxx_queue.settings import ConfigError, Settings
@@ -43,6 +45,21 @@ async def job_resources(settings: Settings) -> AsyncIterator[JobResources]:
     finally:
         await stripe.aclose()
         await db.close()
+
+
+async def resume_mirror(settings: Settings) -> dict[str, Any]:
+    """Re-enable Raptor's mirror endpoint after a 410; the held rows become due at once."""
+    dsn = settings.database_dsn()
+    assert dsn is not None
+    db = Database(dsn, max_size=1, mode=settings.database_pool_mode)
+    await db.open()
+    try:
+        async with db.transaction() as tx:
+            resumed, pending = await destination.resume(tx.conn)
+    finally:
+        await db.close()
+    # the running dispatchers find the rows at their next poll (about a second)
+    return {"resumed": resumed, "pending": pending}
 
 
 def _progress() -> Progress:

@@ -19,6 +19,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from raxx_queue.webhook_keys import (
+    MIRROR_KEY_PREFIX,
+    MIRROR_KEY_SIZES,
+    MIRROR_SECRET_PREFIX,
+    MIRROR_SECRET_SIZES,
+    decode_base64_key,
+)
+
 log = logging.getLogger(__name__)
 
 PLACEHOLDERS = frozenset({"changeme", "change-me", "changethis", "placeholder", "xxx", "todo"})
@@ -34,6 +42,7 @@ PRODUCTION_REQUIRED = (
     "RAPTOR_MIRROR_URL",
     "RAPTOR_MIRROR_TOKEN",
     "BILLING_AUDIT_HMAC_KEY",
+    "RAPTOR_MIRROR_SIGNING_SECRET",
 )
 
 
@@ -118,6 +127,10 @@ class Settings(BaseSettings):
     queue_service_token_console: SecretStr | None = None
     raptor_mirror_url: HttpUrl | None = None
     raptor_mirror_token: SecretStr | None = None
+    # Standard Webhooks secrets signing every push (`whsec_…`, comma-separated: one
+    # signature per secret during a rotation), and an optional ed25519 key (`whsk_…`)
+    raptor_mirror_signing_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    raptor_mirror_signing_key: SecretStr | None = None
     billing_audit_hmac_key: SecretStr | None = None
     grace_period_days: int = Field(default=7, ge=0, le=90)
     # stored Stripe event payloads are stripped to ids after this many days (0: never)
@@ -131,7 +144,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.JSON
 
-    @field_validator("stripe_webhook_secret", "stripe_thin_webhook_secret", mode="before")
+    @field_validator(
+        "stripe_webhook_secret",
+        "stripe_thin_webhook_secret",
+        "raptor_mirror_signing_secret",
+        mode="before",
+    )
     @classmethod
     def _parse_secrets(cls, value: Any) -> Any:
         return _split_secrets(value)
@@ -151,6 +169,7 @@ class Settings(BaseSettings):
         "queue_service_token_raptor",
         "queue_service_token_console",
         "raptor_mirror_token",
+        "raptor_mirror_signing_key",
         "billing_audit_hmac_key",
         "sentry_dsn",
         mode="before",
@@ -174,6 +193,20 @@ class Settings(BaseSettings):
         raw = value.get_secret_value()
         if raw.lower() in PLACEHOLDERS or len(raw) < 16:
             raise ValueError("must be a real secret of at least 16 characters")
+        return value
+
+    @field_validator("raptor_mirror_signing_secret")
+    @classmethod
+    def _check_mirror_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for secret in value:
+            decode_base64_key(secret.get_secret_value(), MIRROR_SECRET_PREFIX, MIRROR_SECRET_SIZES)
+        return value
+
+    @field_validator("raptor_mirror_signing_key")
+    @classmethod
+    def _check_mirror_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_base64_key(value.get_secret_value(), MIRROR_KEY_PREFIX, MIRROR_KEY_SIZES)
         return value
 
     @field_validator("database_url")
@@ -234,6 +267,20 @@ class Settings(BaseSettings):
 
     def thin_webhook_secrets(self) -> list[str]:
         return [secret.get_secret_value() for secret in self.stripe_thin_webhook_secret]
+
+    def mirror_signing_secrets(self) -> list[bytes]:
+        """The decoded `whsec_` secrets, in the configured order."""
+        return [
+            decode_base64_key(s.get_secret_value(), MIRROR_SECRET_PREFIX, MIRROR_SECRET_SIZES)
+            for s in self.raptor_mirror_signing_secret
+        ]
+
+    def mirror_signing_seed(self) -> bytes | None:
+        """The ed25519 private key's 32-byte seed, when one is configured."""
+        if self.raptor_mirror_signing_key is None:
+            return None
+        raw = self.raptor_mirror_signing_key.get_secret_value()
+        return decode_base64_key(raw, MIRROR_KEY_PREFIX, MIRROR_KEY_SIZES)[:32]
 
     @property
     def event_catchup_enabled(self) -> bool:

@@ -30,6 +30,7 @@ PROTECTED_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v1/billing/checkout", None),
     ("POST", "/api/v1/billing/portal", None),
     ("POST", "/api/internal/billing/mirror-sync", {"queue_customer_id": "cust_1"}),
+    ("GET", "/api/internal/billing/mirror/digest", None),
     # an invalid body: allowed callers get 422, so nothing is erased
     ("POST", "/api/internal/billing/customers/cust_1/erase", {"stripe": "keep"}),
 ]
@@ -48,6 +49,7 @@ EXPECTED_PERMISSIONS = {
     "POST /api/v1/billing/checkout": Permission.PAYMENT_PAGES,
     "POST /api/v1/billing/portal": Permission.PAYMENT_PAGES,
     "POST /api/internal/billing/mirror-sync": Permission.MIRROR_SYNC,
+    "GET /api/internal/billing/mirror/digest": Permission.MIRROR_DIGEST,
     "POST /api/internal/billing/customers/{queue_customer_id}/erase": Permission.ERASURE,
 }
 
@@ -90,6 +92,7 @@ def test_the_declared_table_is_spec_s() -> None:
         Permission.CUSTOMER_CREATE: {raptor, console},
         Permission.PAYMENT_PAGES: {raptor},
         Permission.MIRROR_SYNC: {raptor, console},
+        Permission.MIRROR_DIGEST: {raptor, console},
         Permission.OPERATIONS: {console},
         Permission.METRICS: {raptor, console},
         Permission.ERASURE: {console},

@@ -98,6 +98,7 @@ def container_env(database_url: str, mirror_url: str, port: int) -> dict[str, st
         "QUEUE_SERVICE_TOKEN_CONSOLE": values.CONSOLE_TOKEN,
         "RAPTOR_MIRROR_URL": mirror_url,
         "RAPTOR_MIRROR_TOKEN": values.MIRROR_TOKEN,
+        "RAPTOR_MIRROR_SIGNING_SECRET": values.MIRROR_SIGNING_SECRET,
         "BILLING_AUDIT_HMAC_KEY": values.AUDIT_KEY,
         "LOG_LEVEL": "INFO",
         "LOG_FORMAT": "json",

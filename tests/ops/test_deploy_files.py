@@ -51,7 +51,9 @@ SCANNED_FILES = (
 
 # The top-level subcommands of `raxx-queue` (raxx_queue.cli). Listed here rather than
 # imported while cli.py is being written; keep it in step with the CLI.
-CLI_SUBCOMMANDS = frozenset({"serve", "migrate", "audit", "reconcile", "events", "dev", "doctor"})
+CLI_SUBCOMMANDS = frozenset(
+    {"serve", "migrate", "audit", "reconcile", "events", "dev", "doctor", "mirror"}
+)
 
 METRICS = (
     "queue_webhook_events_total",

@@ -8,6 +8,10 @@ THIN_WEBHOOK_SECRET = "whsec_test_thin_6e2a8c4f0b1d3e5a"
 OLD_THIN_WEBHOOK_SECRET = "whsec_test_thin_previous_3c5e7a9b1d"
 AUDIT_KEY = "audit-hmac-test-key-5c3e1a7b9d"
 MIRROR_TOKEN = "mirror-test-token-8a6c4e2b0d"
+# Standard Webhooks secrets of the mirror pushes (the second for rotations), and a key
+MIRROR_SIGNING_SECRET = "whsec_bWlycm9yLXNpZ25pbmctb2xkLXRlc3Qtc2VjcmV0LTE="
+NEW_MIRROR_SIGNING_SECRET = "whsec_bWlycm9yLXNpZ25pbmctbmV3LXRlc3Qtc2VjcmV0LTI="
+MIRROR_SIGNING_KEY = "whsk_bWlycm9yLWVkMjU1MTktdGVzdC1zZWVkLTMyYnl0ZXM="
 STRIPE_KEY = "rk_test_queuetests0123456789abcdef"
 PRICE_PRO = "price_pro_monthly_test"
 PRICE_PRO_PLUS = "price_pro_plus_monthly_test"
@@ -21,6 +25,9 @@ SECRETS = (
     OLD_THIN_WEBHOOK_SECRET,
     AUDIT_KEY,
     MIRROR_TOKEN,
+    MIRROR_SIGNING_SECRET,
+    NEW_MIRROR_SIGNING_SECRET,
+    MIRROR_SIGNING_KEY,
     STRIPE_KEY,
 )
 

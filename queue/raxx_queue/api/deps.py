@@ -49,6 +49,7 @@ class Permission(enum.Enum):
     CUSTOMER_CREATE = "create a billing customer"
     PAYMENT_PAGES = "subscribe, Checkout, Customer Portal"
     MIRROR_SYNC = "mirror-sync"
+    MIRROR_DIGEST = "mirror digest (drift check)"
     OPERATIONS = "reconcile, audit verification"
     METRICS = "metrics"
     ERASURE = "erase a customer's personal data"
@@ -64,6 +65,7 @@ PERMISSIONS: Mapping[Permission, frozenset[Caller]] = MappingProxyType(
         Permission.CUSTOMER_CREATE: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
         Permission.PAYMENT_PAGES: frozenset({Caller.RAPTOR}),
         Permission.MIRROR_SYNC: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
+        Permission.MIRROR_DIGEST: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
         Permission.OPERATIONS: frozenset({Caller.CONSOLE}),
         Permission.METRICS: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
         Permission.ERASURE: frozenset({Caller.CONSOLE}),
@@ -179,6 +181,7 @@ BillingReader = Annotated[Caller, Depends(Allow(Permission.BILLING_READ))]
 CustomerCreator = Annotated[Caller, Depends(Allow(Permission.CUSTOMER_CREATE))]
 PaymentPages = Annotated[Caller, Depends(Allow(Permission.PAYMENT_PAGES))]
 MirrorSyncer = Annotated[Caller, Depends(Allow(Permission.MIRROR_SYNC))]
+MirrorDigestReader = Annotated[Caller, Depends(Allow(Permission.MIRROR_DIGEST))]
 Operator = Annotated[Caller, Depends(Allow(Permission.OPERATIONS))]
 MetricsReader = Annotated[Caller, Depends(Allow(Permission.METRICS))]
 Eraser = Annotated[Caller, Depends(Allow(Permission.ERASURE))]
