@@ -330,3 +330,15 @@ def test_each_caller_takes_several_tokens_comma_separated(clean_env: pytest.Monk
     clean_env.setenv("METRICS_TOKEN", values.CONSOLE_TOKEN)
     with pytest.raises(ConfigError, match="QUEUE_SERVICE_TOKEN_CONSOLE, METRICS_TOKEN"):
         load_settings()
+
+
+def test_event_payloads_are_kept_35_days_and_zero_keeps_them(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.delenv("EVENT_PAYLOAD_RETENTION_DAYS", raising=False)
+    assert load_settings().event_payload_retention_days == 35
+    clean_env.setenv("EVENT_PAYLOAD_RETENTION_DAYS", "0")
+    assert load_settings().event_payload_retention_days == 0
+    clean_env.setenv("EVENT_PAYLOAD_RETENTION_DAYS", "-1")
+    with pytest.raises(ConfigError, match="EVENT_PAYLOAD_RETENTION_DAYS"):
+        load_settings()

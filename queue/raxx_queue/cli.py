@@ -1,5 +1,5 @@
 """raxx-queue: serve, dev, simulate, migrate, doctor, audit verify, reconcile, events replay,
-mirror resume."""
+mirror resume, customers erase."""
 
 from __future__ import annotations
 
@@ -180,6 +180,30 @@ def cmd_mirror_resume(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_customers_erase(args: argparse.Namespace) -> int:
+    """Erase one customer's personal data; exit 1 if it is unknown or the Stripe step is
+    pending (rerun to retry it)."""
+    from raxx_queue.errors import ServiceError
+    from raxx_queue.operator_jobs import run_erase
+
+    settings = load_settings()
+    configure_logging(settings)
+    settings = resolve_database(settings, migrate=False)
+    try:
+        report = asyncio.run(
+            run_erase(
+                settings,
+                queue_customer_id=args.queue_customer_id,
+                stripe_delete=args.stripe == "delete",
+            )
+        )
+    except ServiceError as error:
+        print(f"raxx-queue: {error.code}: {error.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2))
+    return 1 if report["stripe"]["status"] == "pending" else 0
+
+
 def cmd_doctor(_args: argparse.Namespace) -> int:
     """Check the configuration, the connection budget and the database."""
     from raxx_queue.doctor import run_doctor
@@ -225,6 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     mirror.add_parser(
         "resume", help="push again after Raptor answered 410 Gone (held rows go first)"
     ).set_defaults(func=cmd_mirror_resume)
+
+    customers = sub.add_parser("customers", help="billing customers").add_subparsers(
+        dest="customers_command", required=True
+    )
+    erase = customers.add_parser("erase", help="erase a customer's personal data")
+    erase.add_argument("queue_customer_id", metavar="QUEUE_CUSTOMER_ID")
+    erase.add_argument(
+        "--stripe", choices=["delete"], help="also delete the Stripe customer (idempotent)"
+    )
+    erase.set_defaults(func=cmd_customers_erase)
     return parser
 
 

@@ -1,5 +1,5 @@
-"""The operator commands (reconcile, events replay, mirror resume): resources, progress
-bars, reports."""
+"""The operator commands (reconcile, events replay, mirror resume, erasure): resources,
+progress bars, reports."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from raxx_queue.billing.context import BillingContext
+from raxx_queue.billing.erasure import EraseRequest, erase_customer
 from raxx_queue.billing.reconcile import reconcile_context, reconcile_one
 from raxx_queue.billing.reconcile_run import reconcile_all
 from raxx_queue.db.budget import ONE_OFF_POOL_SIZE
@@ -122,3 +124,27 @@ async def run_replay(
                 resources.db, resources.stripe, events, context, on_progress=advance
             )
         return report.as_dict()
+
+
+async def run_erase(
+    settings: Settings, *, queue_customer_id: str, stripe_delete: bool
+) -> dict[str, Any]:
+    """Erase one customer as the Console's route does (actor `console`)."""
+    dsn = settings.database_dsn()
+    assert dsn is not None
+    stripe = build_stripe_gateway(settings, None) if stripe_delete else None
+    if stripe_delete and stripe is None:
+        raise ConfigError("STRIPE_RESTRICTED_KEY: required to delete the Stripe customer")
+    db = Database(dsn, max_size=ONE_OFF_POOL_SIZE, mode=settings.database_pool_mode)
+    await db.open()
+    try:
+        ctx = BillingContext(
+            db=db, settings=settings, stripe=stripe, actor="console", request_id=None
+        )
+        request = EraseRequest(stripe="delete" if stripe_delete else None)
+        report = await erase_customer(ctx, queue_customer_id, request)
+    finally:
+        if stripe is not None:
+            await stripe.aclose()
+        await db.close()
+    return report.model_dump(mode="json")

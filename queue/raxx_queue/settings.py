@@ -141,6 +141,8 @@ class Settings(BaseSettings):
     raptor_mirror_signing_key: SecretStr | None = None
     billing_audit_hmac_key: SecretStr | None = None
     grace_period_days: int = Field(default=7, ge=0, le=90)
+    # stored Stripe event payloads are stripped to ids after this many days (0: never)
+    event_payload_retention_days: int = Field(default=35, ge=0, le=3650)
 
     portal_return_url: HttpUrl | None = None
     checkout_success_url: HttpUrl | None = None

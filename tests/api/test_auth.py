@@ -38,6 +38,8 @@ PROTECTED_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v1/billing/portal", None),
     ("POST", "/api/internal/billing/mirror-sync", {"queue_customer_id": "cust_1"}),
     ("GET", "/api/internal/billing/mirror/digest", None),
+    # an invalid body: allowed callers get 422, so nothing is erased
+    ("POST", "/api/internal/billing/customers/cust_1/erase", {"stripe": "keep"}),
 ]
 
 # SPEC §3's table, as the service declares it: each route's permission and its callers.
@@ -55,6 +57,7 @@ EXPECTED_PERMISSIONS = {
     "POST /api/v1/billing/portal": Permission.PAYMENT_PAGES,
     "POST /api/internal/billing/mirror-sync": Permission.MIRROR_SYNC,
     "GET /api/internal/billing/mirror/digest": Permission.MIRROR_DIGEST,
+    "POST /api/internal/billing/customers/{queue_customer_id}/erase": Permission.ERASURE,
 }
 
 
@@ -99,6 +102,7 @@ def test_the_declared_table_is_spec_s() -> None:
         Permission.MIRROR_DIGEST: {raptor, console},
         Permission.OPERATIONS: {console},
         Permission.METRICS: {raptor, console, metrics},
+        Permission.ERASURE: {console},
     }
 
 

@@ -30,6 +30,7 @@ TABLES = (
     "billing_job_lease",
     "billing_job_run",
     "billing_mirror_destination",
+    "billing_erased_reference",
 )
 
 

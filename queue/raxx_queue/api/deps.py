@@ -29,6 +29,7 @@ from raxx_queue.stripe_gateway import StripeGateway
 from raxx_queue.vocabulary import QUEUE_CUSTOMER_ID_PATTERN, Actor
 from raxx_queue.wakeups import BackgroundWorker, Wakeups
 from raxx_queue.webhooks.catchup_worker import EventCatchup
+from raxx_queue.webhooks.retention import EventRetentionJob
 
 
 class Caller(enum.StrEnum):
@@ -53,6 +54,7 @@ class Permission(enum.Enum):
     MIRROR_DIGEST = "mirror digest (drift check)"
     OPERATIONS = "reconcile, audit verification"
     METRICS = "metrics"
+    ERASURE = "erase a customer's personal data"
 
 
 # Routes Stripe calls: authenticated by the `Stripe-Signature` of their body (each with
@@ -68,6 +70,7 @@ PERMISSIONS: Mapping[Permission, frozenset[Caller]] = MappingProxyType(
         Permission.MIRROR_DIGEST: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
         Permission.OPERATIONS: frozenset({Caller.CONSOLE}),
         Permission.METRICS: frozenset({Caller.RAPTOR, Caller.CONSOLE, Caller.METRICS}),
+        Permission.ERASURE: frozenset({Caller.CONSOLE}),
     }
 )
 
@@ -95,11 +98,12 @@ class Workers:
     grace: GraceExpiryJob | None = None
     catchup: EventCatchup | None = None
     mirror: MirrorDispatcher | None = None
+    retention: EventRetentionJob | None = None
 
     def running(self) -> list[BackgroundWorker]:
         """In start order; the mirror dispatcher last, so it stops first and its pushes
         in flight finish within its grace."""
-        workers = (self.sealer, self.grace, self.catchup, self.mirror)
+        workers = (self.sealer, self.grace, self.catchup, self.retention, self.mirror)
         return [w for w in workers if w is not None]
 
 
@@ -207,6 +211,7 @@ MirrorSyncer = Annotated[Caller, Depends(Allow(Permission.MIRROR_SYNC))]
 MirrorDigestReader = Annotated[Caller, Depends(Allow(Permission.MIRROR_DIGEST))]
 Operator = Annotated[Caller, Depends(Allow(Permission.OPERATIONS))]
 MetricsReader = Annotated[Caller, Depends(Allow(Permission.METRICS))]
+Eraser = Annotated[Caller, Depends(Allow(Permission.ERASURE))]
 
 QueueCustomerId = Annotated[
     str, Path(pattern=QUEUE_CUSTOMER_ID_PATTERN, description="the platform's customer id")
@@ -236,5 +241,10 @@ async def customer_creator_context(
     return _billing_context(request, services, caller)
 
 
+async def eraser_context(request: Request, services: ServicesDep, caller: Eraser) -> BillingContext:
+    return _billing_context(request, services, caller)
+
+
 PaymentPagesBilling = Annotated[BillingContext, Depends(payment_pages_context)]
 CustomerCreatorBilling = Annotated[BillingContext, Depends(customer_creator_context)]
+EraserBilling = Annotated[BillingContext, Depends(eraser_context)]

@@ -44,3 +44,13 @@ class NoStripeCustomer(ServiceError):
 
     def __init__(self) -> None:
         super().__init__("this customer has no Stripe customer to reconcile")
+
+
+class CustomerRelinking(ServiceError):
+    status = 409
+    code = "CUSTOMER_RELINKING"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the customer was linked to another Stripe customer during the erasure; try again"
+        )

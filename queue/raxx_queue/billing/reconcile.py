@@ -105,7 +105,9 @@ def _candidates(
     event_type = "customer.deleted" if deleted else "customer.updated"
     change = customer_change(event_type, stripe_customer, tiers)
     local_customer = local["customer"]
-    fields = ("deleted",) if deleted else CUSTOMER_FIELDS
+    # an erased customer's e-mail and name are not Queue's to hold, whatever Stripe has
+    erased = bool(local_customer and local_customer.get("erased"))
+    fields = ("deleted",) if deleted or erased else CUSTOMER_FIELDS
     diffs = _differences(local_customer, change.change, fields)
     if diffs:
         # PII never goes into the report or the audit log: name the fields only
