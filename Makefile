@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`.
-.PHONY: run test bootstrap lint types pytest
+.PHONY: run test bootstrap lint types pytest audit
 
 run: bootstrap
 	.venv/bin/raxx-queue dev
@@ -18,3 +18,7 @@ types:
 
 pytest:
 	.venv/bin/pytest
+
+# pip-audit against uv.lock; needs PyPI's JSON API or OSV, so it is not part of `make test`
+audit: bootstrap
+	scripts/dependency_audit.py

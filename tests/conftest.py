@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from raxx_queue.api.deps import Services, app_services
 from raxx_queue.app import create_app
+from raxx_queue.log_limits import REFUSED_REQUEST_LINES, SECURITY_EVENTS
 from raxx_queue.settings import Settings
 from raxx_queue.simulator.double import StripeDouble
 from tests.support import values
@@ -96,8 +97,10 @@ def make_settings(database_url: str | None, **overrides: Any) -> Settings:
         "stripe_price_id_pro_plus": values.PRICE_PRO_PLUS,
         "queue_service_token_raptor": values.RAPTOR_TOKEN,
         "queue_service_token_console": values.CONSOLE_TOKEN,
+        "metrics_token": values.METRICS_TOKEN,
         "billing_audit_hmac_key": values.AUDIT_KEY,
         "raptor_mirror_token": values.MIRROR_TOKEN,
+        "raptor_mirror_signing_secret": values.MIRROR_SIGNING_SECRET,
         "portal_return_url": "https://app.raxx.test/billing",
         "checkout_success_url": "https://app.raxx.test/billing/success",
         "checkout_cancel_url": "https://app.raxx.test/billing/cancel",
@@ -136,6 +139,13 @@ async def running_app(settings: Settings, **app_options: Any) -> AsyncIterator[A
     app = create_app(settings, **app_options)
     async with app.router.lifespan_context(app), AppClient(app) as client:
         yield client
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_limits() -> None:
+    """Each test starts with full log and Sentry allowances (they are per process)."""
+    REFUSED_REQUEST_LINES.reset()
+    SECURITY_EVENTS.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -25,11 +25,14 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "jsonio",
                 "redaction",
                 "settings",
+                "settings_checks",
                 "logs",
+                "log_limits",
                 "sentry",
                 "metrics",
                 "pacing",
                 "plans",
+                "webhook_keys",
             }
         ),
     ),
@@ -43,7 +46,17 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("dev tools", frozenset({"simulator"})),
     (
         "entry points",
-        frozenset({"app", "cli", "dev_command", "doctor", "operator_jobs", "supervisor"}),
+        frozenset(
+            {
+                "app",
+                "cli",
+                "dev_command",
+                "doctor",
+                "http_protocol",
+                "operator_jobs",
+                "supervisor",
+            }
+        ),
     ),
 )
 

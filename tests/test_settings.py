@@ -28,6 +28,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
             monkeypatch.delenv(name)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("DATABASE_POOL_SIZE", raising=False)
+    monkeypatch.delenv("METRICS_TOKEN", raising=False)
     return monkeypatch
 
 
@@ -122,6 +123,9 @@ def test_restricted_key_wins_over_secret_key(clean_env: pytest.MonkeyPatch) -> N
         ("RAPTOR_MIRROR_URL", "not a url"),
         ("DATABASE_URL", "mysql://u:pw@h/db"),
         ("QUEUE_SERVICE_TOKEN_RAPTOR", "changeme"),
+        ("QUEUE_SERVICE_TOKEN_RAPTOR", "r" * 32 + ",short"),
+        ("METRICS_TOKEN", "placeholder"),
+        ("REDIRECT_ALLOWED_HOSTS", "app.raxx.com,https://evil.example/"),
         ("LOG_LEVEL", "LOUD"),
     ],
 )
@@ -151,7 +155,7 @@ PRODUCTION = {
     "QUEUE_ENV": "production",
     "DATABASE_URL": "postgres://u:pw@db.example:5432/queue",
     "STRIPE_RESTRICTED_KEY": "rk_live_x",
-    "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    "STRIPE_WEBHOOK_SECRET": "whsec_" + "w" * 32,
     "STRIPE_PRICE_ID_PRO": "price_a",
     "STRIPE_PRICE_ID_PRO_PLUS": "price_b",
     "QUEUE_SERVICE_TOKEN_RAPTOR": "r" * 32,
@@ -159,6 +163,7 @@ PRODUCTION = {
     "RAPTOR_MIRROR_URL": "https://raptor.example/internal/billing/mirror",
     "RAPTOR_MIRROR_TOKEN": "m" * 32,
     "BILLING_AUDIT_HMAC_KEY": "k" * 32,
+    "RAPTOR_MIRROR_SIGNING_SECRET": values.MIRROR_SIGNING_SECRET,
 }
 
 
@@ -192,6 +197,44 @@ def test_empty_values_count_as_missing(clean_env: pytest.MonkeyPatch) -> None:
         load_settings()
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RAPTOR_MIRROR_SIGNING_SECRET", "mirror-secret-without-its-prefix-0123456789"),
+        ("RAPTOR_MIRROR_SIGNING_SECRET", "whsec_not*base64*at*all*0123456789"),
+        ("RAPTOR_MIRROR_SIGNING_SECRET", f"{values.MIRROR_SIGNING_SECRET},whsec_c2hvcnQ="),
+        ("RAPTOR_MIRROR_SIGNING_KEY", values.MIRROR_SIGNING_SECRET),
+        ("RAPTOR_MIRROR_SIGNING_KEY", "whsk_dG9vIHNob3J0IGZvciBhbiBlZDI1NTE5IHNlZWQ="),
+    ],
+)
+def test_mirror_signing_secrets_are_checked_at_boot_and_never_echoed(
+    clean_env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigError, match=name) as error:
+        load_settings()
+    assert value.split(",")[-1] not in str(error.value)
+    assert value.split(",")[-1].split("_", 1)[-1] not in str(error.value)
+
+
+def test_mirror_signing_secrets_are_comma_separated_and_decoded(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv(
+        "RAPTOR_MIRROR_SIGNING_SECRET",
+        f"{values.MIRROR_SIGNING_SECRET}, {values.NEW_MIRROR_SIGNING_SECRET}",
+    )
+    clean_env.setenv("RAPTOR_MIRROR_SIGNING_KEY", values.MIRROR_SIGNING_KEY)
+    settings = load_settings()
+    assert settings.mirror_signing_secrets() == [
+        b"mirror-signing-old-test-secret-1",
+        b"mirror-signing-new-test-secret-2",
+    ]
+    assert settings.mirror_signing_seed() == b"mirror-ed25519-test-seed-32bytes"
+    assert values.MIRROR_SIGNING_SECRET not in repr(settings)
+    assert values.MIRROR_SIGNING_KEY not in repr(settings)
+
+
 def test_cli_exits_with_one_line_and_no_value() -> None:
     result = run_cli(
         {"QUEUE_SERVICE_TOKEN_CONSOLE": "short", "RAPTOR_MIRROR_TOKEN": SECRET_VALUE, "PORT": "x"},
@@ -211,3 +254,92 @@ def test_cli_production_without_database_url() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "DATABASE_URL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "postgres://u:pw@db.example:5432/queue?sslmode=disable"),
+        ("DATABASE_URL", "postgres://u:pw@db.example:5432/queue?sslmode=prefer"),
+        ("RAPTOR_MIRROR_URL", "http://raptor.example/internal/billing/mirror"),
+        ("STRIPE_API_BASE", "https://stripe.attacker.example"),
+        ("STRIPE_API_BASE", "http://api.stripe.com"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_short"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_" + "w" * 32 + ",whsec_old"),
+        ("STRIPE_THIN_WEBHOOK_SECRET", "whsec_thin"),
+        ("QUEUE_SERVICE_TOKEN_CONSOLE", "r" * 32),  # Raptor's token
+    ],
+)
+def test_production_refuses_insecure_settings_naming_the_variable(
+    clean_env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    """Finding 9: each is refused at start-up with one line naming the variable."""
+    for variable, setting in PRODUCTION.items():
+        clean_env.setenv(variable, setting)
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    message = str(error.value)
+    assert name in message
+    assert "\n" not in message
+    for value_part in ("pw@", "r" * 32, "attacker"):
+        assert value_part not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        # a PgBouncer or a peer on the same machine: nothing crosses the network
+        ("DATABASE_URL", "postgres://u:pw@127.0.0.1:6432/queue?sslmode=disable"),
+        ("DATABASE_URL", "postgres://u:pw@localhost/queue?sslmode=disable"),
+        ("RAPTOR_MIRROR_URL", "http://127.0.0.1:9000/mirror"),
+        ("STRIPE_API_BASE", "http://127.0.0.1:12111"),
+        ("STRIPE_API_BASE", "https://api.stripe.com"),
+    ],
+)
+def test_production_accepts_loopback_addresses(
+    clean_env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    for variable, setting in PRODUCTION.items():
+        clean_env.setenv(variable, setting)
+    clean_env.setenv(name, value)
+    load_settings()
+
+
+def test_identical_service_tokens_are_refused_everywhere(clean_env: pytest.MonkeyPatch) -> None:
+    """A token that two callers hold would make one pass for the other."""
+    clean_env.setenv("QUEUE_SERVICE_TOKEN_RAPTOR", values.RAPTOR_TOKEN)
+    clean_env.setenv("QUEUE_SERVICE_TOKEN_CONSOLE", values.RAPTOR_TOKEN)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert "QUEUE_SERVICE_TOKEN_RAPTOR, QUEUE_SERVICE_TOKEN_CONSOLE" in str(error.value)
+    assert values.RAPTOR_TOKEN not in str(error.value)
+
+
+def test_each_caller_takes_several_tokens_comma_separated(clean_env: pytest.MonkeyPatch) -> None:
+    """Finding 7: rotation without an outage; /metrics has its own read-only token."""
+    clean_env.setenv("QUEUE_SERVICE_TOKEN_RAPTOR", f" {values.RAPTOR_TOKEN} , {'n' * 24}")
+    clean_env.setenv("QUEUE_SERVICE_TOKEN_CONSOLE", values.CONSOLE_TOKEN)
+    clean_env.setenv("METRICS_TOKEN", values.METRICS_TOKEN)
+    settings = load_settings()
+    assert settings.service_tokens() == {
+        "raptor": [values.RAPTOR_TOKEN, "n" * 24],
+        "console": [values.CONSOLE_TOKEN],
+        "metrics": [values.METRICS_TOKEN],
+    }
+    assert values.METRICS_TOKEN not in repr(settings)
+    clean_env.setenv("METRICS_TOKEN", values.CONSOLE_TOKEN)
+    with pytest.raises(ConfigError, match="QUEUE_SERVICE_TOKEN_CONSOLE, METRICS_TOKEN"):
+        load_settings()
+
+
+def test_event_payloads_are_kept_35_days_and_zero_keeps_them(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.delenv("EVENT_PAYLOAD_RETENTION_DAYS", raising=False)
+    assert load_settings().event_payload_retention_days == 35
+    clean_env.setenv("EVENT_PAYLOAD_RETENTION_DAYS", "0")
+    assert load_settings().event_payload_retention_days == 0
+    clean_env.setenv("EVENT_PAYLOAD_RETENTION_DAYS", "-1")
+    with pytest.raises(ConfigError, match="EVENT_PAYLOAD_RETENTION_DAYS"):
+        load_settings()

@@ -13,6 +13,7 @@ from raxx_queue.api import (
     audit,
     checkout,
     customers,
+    erasure,
     health,
     invoices,
     mirror,
@@ -37,6 +38,7 @@ from raxx_queue.settings import ConfigError, Settings, load_settings
 from raxx_queue.stripe_gateway import StripeGateway, build_stripe_gateway
 from raxx_queue.wakeups import Wakeups
 from raxx_queue.webhooks.catchup_worker import CatchupConfig, EventCatchup
+from raxx_queue.webhooks.retention import EventRetentionJob
 
 # Routes are matched in this order: the hot paths (Stripe's deliveries, the paywall's
 # read) first.
@@ -51,6 +53,7 @@ BILLING_ROUTERS = (
     portal.router,
     reconcile.router,
     mirror.router,
+    erasure.router,
 )
 
 
@@ -85,6 +88,11 @@ def background_workers(
         grace=GraceExpiryJob(db),
         catchup=catchup,
         mirror=build_mirror_dispatcher(settings, db, wakeups.mirror, mirror_config),
+        retention=(
+            EventRetentionJob(db, settings.event_payload_retention_days)
+            if settings.event_payload_retention_days > 0
+            else None
+        ),
     )
 
 
@@ -140,12 +148,17 @@ def create_app(
                 await gateway.aclose()
             await db.close()
 
+    # production does not publish its API's map (internal routes included)
+    published = not settings.is_production
     app = FastAPI(
         title="Queue",
         version=__version__,
         description="Billing authority of the Raxx platform.",
         lifespan=lifespan,
         default_response_class=FastJSONResponse,
+        docs_url="/docs" if published else None,
+        redoc_url="/redoc" if published else None,
+        openapi_url="/openapi.json" if published else None,
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware)

@@ -1,4 +1,5 @@
-"""raxx-queue: serve, dev, simulate, migrate, doctor, audit verify, reconcile, events replay."""
+"""raxx-queue: serve, dev, simulate, migrate, doctor, audit verify, reconcile, events replay,
+mirror resume, customers erase."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from raxx_queue.db.budget import warn_if_over_budget
 from raxx_queue.db.embedded import start_embedded_postgres
 from raxx_queue.db.migrate import MigrationError, deploy, find_migrations_dir
 from raxx_queue.dev_command import add_commands as add_dev_commands
+from raxx_queue.http_protocol import KEEP_ALIVE_SECONDS, BoundedHttpToolsProtocol
 from raxx_queue.logs import configure_logging
 from raxx_queue.settings import ConfigError, Settings, load_settings
 
@@ -45,7 +47,9 @@ def _uvicorn_options(settings: Settings) -> dict[str, object]:
         # it too): several are the supervisor's job
         "workers": 1,
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools with a head size limit and head and body deadlines (finding 11)
+        "http": BoundedHttpToolsProtocol,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         "lifespan": "on",
         "access_log": False,
         "proxy_headers": True,
@@ -125,16 +129,21 @@ def cmd_audit_verify(_args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """Re-read customers from Stripe and repair drift; --all resumes where it stopped."""
+    from raxx_queue.billing.errors import ReconcileRunning
     from raxx_queue.operator_jobs import run_reconcile
 
     settings = load_settings()
     configure_logging(settings)
     settings = resolve_database(settings, migrate=False)
-    report = asyncio.run(
-        run_reconcile(
-            settings, queue_customer_id=args.customer, restart=args.restart, rate=args.rate
+    try:
+        report = asyncio.run(
+            run_reconcile(
+                settings, queue_customer_id=args.customer, restart=args.restart, rate=args.rate
+            )
         )
-    )
+    except ReconcileRunning as error:
+        print(f"reconcile: {error.message}", file=sys.stderr)
+        return 1
     print(json.dumps(report, indent=2, default=str))
     return 0
 
@@ -158,6 +167,41 @@ def cmd_events_replay(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(report, indent=2))
     return 0
+
+
+def cmd_mirror_resume(_args: argparse.Namespace) -> int:
+    """Re-enable pushes to Raptor after it answered 410 Gone; held rows go out at once."""
+    from raxx_queue.operator_jobs import resume_mirror
+
+    settings = load_settings()
+    configure_logging(settings)
+    settings = resolve_database(settings, migrate=False)
+    print(json.dumps(asyncio.run(resume_mirror(settings))))
+    return 0
+
+
+def cmd_customers_erase(args: argparse.Namespace) -> int:
+    """Erase one customer's personal data; exit 1 if it is unknown or the Stripe step is
+    pending (rerun to retry it)."""
+    from raxx_queue.errors import ServiceError
+    from raxx_queue.operator_jobs import run_erase
+
+    settings = load_settings()
+    configure_logging(settings)
+    settings = resolve_database(settings, migrate=False)
+    try:
+        report = asyncio.run(
+            run_erase(
+                settings,
+                queue_customer_id=args.queue_customer_id,
+                stripe_delete=args.stripe == "delete",
+            )
+        )
+    except ServiceError as error:
+        print(f"raxx-queue: {error.code}: {error.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2))
+    return 1 if report["stripe"]["status"] == "pending" else 0
 
 
 def cmd_doctor(_args: argparse.Namespace) -> int:
@@ -198,6 +242,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-delivered", action="store_true", help="every event, not only undelivered"
     )
     replay.set_defaults(func=cmd_events_replay)
+
+    mirror = sub.add_parser("mirror", help="the mirror pushed to Raptor").add_subparsers(
+        dest="mirror_command", required=True
+    )
+    mirror.add_parser(
+        "resume", help="push again after Raptor answered 410 Gone (held rows go first)"
+    ).set_defaults(func=cmd_mirror_resume)
+
+    customers = sub.add_parser("customers", help="billing customers").add_subparsers(
+        dest="customers_command", required=True
+    )
+    erase = customers.add_parser("erase", help="erase a customer's personal data")
+    erase.add_argument("queue_customer_id", metavar="QUEUE_CUSTOMER_ID")
+    erase.add_argument(
+        "--stripe", choices=["delete"], help="also delete the Stripe customer (idempotent)"
+    )
+    erase.set_defaults(func=cmd_customers_erase)
     return parser
 
 

@@ -9,6 +9,7 @@ walk through a customer's billing that `simulate` drives.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import secrets
@@ -43,6 +44,8 @@ def dev_secrets(directory: Path) -> dict[str, str]:
     for name in DEV_SECRETS:
         stored.setdefault(name, secrets.token_urlsafe(24))
     stored.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_" + secrets.token_hex(16))
+    mirror_secret = base64.b64encode(secrets.token_bytes(32)).decode()
+    stored.setdefault("RAPTOR_MIRROR_SIGNING_SECRET", "whsec_" + mirror_secret)
     stored.setdefault("SIMULATOR_STRIPE_KEY", "rk_test_simulator_" + secrets.token_hex(8))
     directory.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(stored, indent=2))
@@ -66,7 +69,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     os.environ.setdefault("LOG_FORMAT", "console")
     directory = data_dir()
     generated = dev_secrets(directory)
-    for name in (*DEV_SECRETS, "STRIPE_WEBHOOK_SECRET"):
+    for name in (*DEV_SECRETS, "STRIPE_WEBHOOK_SECRET", "RAPTOR_MIRROR_SIGNING_SECRET"):
         os.environ.setdefault(name, generated[name])
     if os.environ["QUEUE_ENV"] == "production":
         raise ConfigError("QUEUE_ENV: `raxx-queue dev` refuses to run in production")
@@ -85,6 +88,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         queue_port=port,
         webhook_secret=os.environ["STRIPE_WEBHOOK_SECRET"].split(",")[0],
         mirror_token=os.environ["RAPTOR_MIRROR_TOKEN"],
+        mirror_signing_secrets=os.environ["RAPTOR_MIRROR_SIGNING_SECRET"].split(","),
         shuffle_webhooks=args.shuffle_webhooks,
     ) as peers:
         os.environ.update(
@@ -104,7 +108,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def _tokens(settings: Settings) -> str:
-    tokens = settings.service_tokens()
+    tokens = {name: values[0] for name, values in settings.service_tokens().items() if values}
     return (
         f"\nQueue (development) on http://127.0.0.1:{settings.port}\n"
         f"  raptor token:  {tokens.get('raptor')}\n"
@@ -115,7 +119,7 @@ def _tokens(settings: Settings) -> str:
 
 
 def _walk(settings: Settings, stripe_url: str, raptor_url: str) -> str:
-    raptor = settings.service_tokens().get("raptor")
+    raptor = next(iter(settings.service_tokens()["raptor"]), None)
     # the commands find the running simulator through the data dir
     data = os.environ.get("QUEUE_DATA_DIR")
     simulate = f"QUEUE_DATA_DIR={data} " if data else ""

@@ -100,12 +100,15 @@ def _secrets_of(settings: Settings) -> list[str | None]:
         settings.database_url,
         settings.stripe_restricted_key,
         settings.stripe_secret_key,
-        settings.queue_service_token_raptor,
-        settings.queue_service_token_console,
+        *settings.queue_service_token_raptor,
+        *settings.queue_service_token_console,
+        *settings.metrics_token,
         settings.raptor_mirror_token,
+        settings.raptor_mirror_signing_key,
         settings.billing_audit_hmac_key,
         settings.sentry_dsn,
         *settings.stripe_webhook_secret,
         *settings.stripe_thin_webhook_secret,
+        *settings.raptor_mirror_signing_secret,
     ]
     return [s.get_secret_value() if s is not None else None for s in secrets]

@@ -42,6 +42,11 @@ MIRROR_OLDEST_AGE = Gauge(
     multiprocess_mode="max",
 )
 MIRROR_PUSHES = Counter("queue_mirror_pushes_total", "Pushes to Raptor by outcome", ["outcome"])
+MIRROR_DISABLED = Gauge(
+    "queue_mirror_destination_disabled",
+    "1 while Raptor's mirror endpoint is disabled (it answered 410 Gone); pushes are held",
+    multiprocess_mode="max",
+)
 AUDIT_UNSEALED = Gauge(
     "queue_audit_unsealed_rows", "Audit rows waiting to be sealed", multiprocess_mode="max"
 )
@@ -64,6 +69,11 @@ STRIPE_EVENTS_BY_API_VERSION = Counter(
     ["api_version", "source"],
 )
 CATCHUP_RUNS = Counter("queue_catchup_runs_total", "Catch-up runs by outcome", ["outcome"])
+SUPPRESSED = Counter(
+    "queue_log_suppressed_total",
+    "Log lines of refused requests and Sentry security events left out by their caps",
+    ["kind"],
+)
 THIN_EVENTS = Counter(
     "queue_thin_events_total",
     "Thin event notifications by kind (snapshot, health, unknown) and outcome",

@@ -1,4 +1,5 @@
-"""The long operator commands (reconcile, events replay): resources, progress bars, reports."""
+"""The operator commands (reconcile, events replay, mirror resume, erasure): resources,
+progress bars, reports."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from raxx_queue.billing.reconcile import reconcile_all, reconcile_context, reconcile_one
+from raxx_queue.billing.context import BillingContext
+from raxx_queue.billing.erasure import EraseRequest, erase_customer
+from raxx_queue.billing.reconcile import reconcile_context, reconcile_one
+from raxx_queue.billing.reconcile_run import reconcile_all
 from raxx_queue.db.budget import ONE_OFF_POOL_SIZE
 from raxx_queue.db.pool import Database
+from raxx_queue.mirror import destination
 from raxx_queue.pacing import Pacer
 from raxx_queue.plans import price_tiers
 from raxx_queue.settings import ConfigError, Settings
@@ -41,6 +46,21 @@ async def job_resources(settings: Settings) -> AsyncIterator[JobResources]:
     finally:
         await stripe.aclose()
         await db.close()
+
+
+async def resume_mirror(settings: Settings) -> dict[str, Any]:
+    """Re-enable Raptor's mirror endpoint after a 410; the held rows become due at once."""
+    dsn = settings.database_dsn()
+    assert dsn is not None
+    db = Database(dsn, max_size=1, mode=settings.database_pool_mode)
+    await db.open()
+    try:
+        async with db.transaction() as tx:
+            resumed, pending = await destination.resume(tx.conn)
+    finally:
+        await db.close()
+    # the running dispatchers find the rows at their next poll (about a second)
+    return {"resumed": resumed, "pending": pending}
 
 
 def _progress() -> Progress:
@@ -105,3 +125,27 @@ async def run_replay(
                 resources.db, resources.stripe, events, context, on_progress=advance
             )
         return report.as_dict()
+
+
+async def run_erase(
+    settings: Settings, *, queue_customer_id: str, stripe_delete: bool
+) -> dict[str, Any]:
+    """Erase one customer as the Console's route does (actor `console`)."""
+    dsn = settings.database_dsn()
+    assert dsn is not None
+    stripe = build_stripe_gateway(settings, None) if stripe_delete else None
+    if stripe_delete and stripe is None:
+        raise ConfigError("STRIPE_RESTRICTED_KEY: required to delete the Stripe customer")
+    db = Database(dsn, max_size=ONE_OFF_POOL_SIZE, mode=settings.database_pool_mode)
+    await db.open()
+    try:
+        ctx = BillingContext(
+            db=db, settings=settings, stripe=stripe, actor="console", request_id=None
+        )
+        request = EraseRequest(stripe="delete" if stripe_delete else None)
+        report = await erase_customer(ctx, queue_customer_id, request)
+    finally:
+        if stripe is not None:
+            await stripe.aclose()
+        await db.close()
+    return report.model_dump(mode="json")

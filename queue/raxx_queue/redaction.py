@@ -58,7 +58,7 @@ _SECRET_SHAPES = re.compile(
     "|".join(
         (
             r"\b(?:sk|rk|pk)_(?:test|live)_[A-Za-z0-9]+",
-            r"\bwhsec_[A-Za-z0-9+/=]+",
+            r"\bwh(?:sec|sk)_[A-Za-z0-9+/=]+",
             r"\b(?:pi|seti)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+",
             r"(?i:bearer\s+\S+)",
             r"(?i:\bpostgres(?:ql)?://\S+)",

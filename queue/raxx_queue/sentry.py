@@ -12,6 +12,7 @@ import sentry_sdk
 from sentry_sdk.transport import Transport
 
 from raxx_queue import __version__
+from raxx_queue.log_limits import SECURITY_EVENTS
 from raxx_queue.redaction import redactor
 from raxx_queue.settings import Settings
 
@@ -85,11 +86,16 @@ def init_sentry(settings: Settings, transport: type[Transport] | None = None) ->
 
 
 def capture_security_event(message: str, **tags: str) -> None:
-    """Report a security-relevant event (e.g. a bad webhook signature) to Sentry."""
+    """Report a security-relevant event (e.g. a bad webhook signature) to Sentry, within
+    its cap per kind (SECURITY_EVENTS): anyone can cause these, and the metrics count
+    them all."""
+    if not SECURITY_EVENTS.allow(":".join((message, *tags.values()))):
+        return
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("security", "true")
         for key, value in tags.items():
             scope.set_tag(key, value)
+        scope.set_tag("suppressed_before", str(SECURITY_EVENTS.take_suppressed()))
         sentry_sdk.capture_message(message, level="warning", scope=scope)
 
 

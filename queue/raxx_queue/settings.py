@@ -19,10 +19,22 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from raxx_queue.settings_checks import (
+    HOST_NAME,
+    PLACEHOLDERS,  # noqa: F401 - still importable from here
+    check_real_secret,
+    production_problems,
+    shared_tokens,
+)
+from raxx_queue.webhook_keys import (
+    MIRROR_KEY_PREFIX,
+    MIRROR_KEY_SIZES,
+    MIRROR_SECRET_PREFIX,
+    MIRROR_SECRET_SIZES,
+    decode_base64_key,
+)
+
 log = logging.getLogger(__name__)
-
-PLACEHOLDERS = frozenset({"changeme", "change-me", "changethis", "placeholder", "xxx", "todo"})
-
 
 PRODUCTION_REQUIRED = (
     "DATABASE_URL",
@@ -34,6 +46,7 @@ PRODUCTION_REQUIRED = (
     "RAPTOR_MIRROR_URL",
     "RAPTOR_MIRROR_TOKEN",
     "BILLING_AUDIT_HMAC_KEY",
+    "RAPTOR_MIRROR_SIGNING_SECRET",
 )
 
 
@@ -114,27 +127,60 @@ class Settings(BaseSettings):
     stripe_price_id_pro: str | None = None
     stripe_price_id_pro_plus: str | None = None
 
-    queue_service_token_raptor: SecretStr | None = None
-    queue_service_token_console: SecretStr | None = None
+    # bearer tokens of each caller, comma-separated: a new one is added beside the old
+    # one, callers move over, then the old one is removed (rotation without an outage)
+    queue_service_token_raptor: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    queue_service_token_console: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # read-only tokens of GET /metrics (the scraper), comma-separated
+    metrics_token: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     raptor_mirror_url: HttpUrl | None = None
     raptor_mirror_token: SecretStr | None = None
+    # Standard Webhooks secrets signing every push (`whsec_…`, comma-separated: one
+    # signature per secret during a rotation), and an optional ed25519 key (`whsk_…`)
+    raptor_mirror_signing_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    raptor_mirror_signing_key: SecretStr | None = None
     billing_audit_hmac_key: SecretStr | None = None
     grace_period_days: int = Field(default=7, ge=0, le=90)
+    # stored Stripe event payloads are stripped to ids after this many days (0: never)
+    event_payload_retention_days: int = Field(default=35, ge=0, le=3650)
     # an open dispute on a customer's payment suspends access ("suspend") or not ("keep")
     dispute_access: Literal["suspend", "keep"] = "suspend"
 
     portal_return_url: HttpUrl | None = None
     checkout_success_url: HttpUrl | None = None
     checkout_cancel_url: HttpUrl | None = None
+    # hosts a request may send Stripe's pages back to (besides the defaults' hosts)
+    redirect_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     sentry_dsn: SecretStr | None = None
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.JSON
 
-    @field_validator("stripe_webhook_secret", "stripe_thin_webhook_secret", mode="before")
+    @field_validator(
+        "stripe_webhook_secret",
+        "stripe_thin_webhook_secret",
+        "raptor_mirror_signing_secret",
+        "queue_service_token_raptor",
+        "queue_service_token_console",
+        "metrics_token",
+        mode="before",
+    )
     @classmethod
     def _parse_secrets(cls, value: Any) -> Any:
         return _split_secrets(value)
+
+    @field_validator("redirect_allowed_hosts", mode="before")
+    @classmethod
+    def _parse_hosts(cls, value: Any) -> Any:
+        return _split_secrets(value)
+
+    @field_validator("redirect_allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        hosts = [host.lower() for host in value]
+        if any(not HOST_NAME.fullmatch(host) for host in hosts):
+            raise ValueError("host names only, comma-separated (no scheme, port or path)")
+        return hosts
 
     @field_validator("log_level")
     @classmethod
@@ -148,9 +194,8 @@ class Settings(BaseSettings):
         "database_url",
         "stripe_restricted_key",
         "stripe_secret_key",
-        "queue_service_token_raptor",
-        "queue_service_token_console",
         "raptor_mirror_token",
+        "raptor_mirror_signing_key",
         "billing_audit_hmac_key",
         "sentry_dsn",
         mode="before",
@@ -161,19 +206,32 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator(
-        "queue_service_token_raptor",
-        "queue_service_token_console",
-        "raptor_mirror_token",
-        "billing_audit_hmac_key",
-    )
+    @field_validator("raptor_mirror_token", "billing_audit_hmac_key")
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return None
-        raw = value.get_secret_value()
-        if raw.lower() in PLACEHOLDERS or len(raw) < 16:
-            raise ValueError("must be a real secret of at least 16 characters")
+        if value is not None:
+            check_real_secret(value)
+        return value
+
+    @field_validator("queue_service_token_raptor", "queue_service_token_console", "metrics_token")
+    @classmethod
+    def _no_placeholder_token(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for token in value:
+            check_real_secret(token)
+        return value
+
+    @field_validator("raptor_mirror_signing_secret")
+    @classmethod
+    def _check_mirror_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for secret in value:
+            decode_base64_key(secret.get_secret_value(), MIRROR_SECRET_PREFIX, MIRROR_SECRET_SIZES)
+        return value
+
+    @field_validator("raptor_mirror_signing_key")
+    @classmethod
+    def _check_mirror_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_base64_key(value.get_secret_value(), MIRROR_KEY_PREFIX, MIRROR_KEY_SIZES)
         return value
 
     @field_validator("database_url")
@@ -194,6 +252,26 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"required in production: {', '.join(missing)}")
         return self
+
+    @model_validator(mode="after")
+    def _check_hardening(self) -> Settings:
+        problems = shared_tokens(self._token_variables())
+        if self.queue_env is Environment.PRODUCTION:
+            problems += production_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _token_variables(self) -> dict[str, list[str]]:
+        """Each token variable → its tokens."""
+        return {
+            variable: tokens
+            for variable, tokens in zip(
+                ("QUEUE_SERVICE_TOKEN_RAPTOR", "QUEUE_SERVICE_TOKEN_CONSOLE", "METRICS_TOKEN"),
+                self.service_tokens().values(),
+                strict=True,
+            )
+        }
 
     def _is_set(self, name: str) -> bool:
         value = getattr(self, name.lower())
@@ -220,20 +298,40 @@ class Settings(BaseSettings):
         url = self.database_url.get_secret_value()
         return require_ssl(url) if self.is_production else url
 
-    def service_tokens(self) -> dict[str, str]:
-        """Caller name → bearer token, for the callers that are configured."""
-        tokens: dict[str, str] = {}
-        if self.queue_service_token_raptor is not None:
-            tokens["raptor"] = self.queue_service_token_raptor.get_secret_value()
-        if self.queue_service_token_console is not None:
-            tokens["console"] = self.queue_service_token_console.get_secret_value()
-        return tokens
+    def service_tokens(self) -> dict[str, list[str]]:
+        """Caller name → its bearer tokens (none when not configured)."""
+        return {
+            "raptor": [token.get_secret_value() for token in self.queue_service_token_raptor],
+            "console": [token.get_secret_value() for token in self.queue_service_token_console],
+            "metrics": [token.get_secret_value() for token in self.metrics_token],
+        }
 
     def webhook_secrets(self) -> list[str]:
         return [secret.get_secret_value() for secret in self.stripe_webhook_secret]
 
     def thin_webhook_secrets(self) -> list[str]:
         return [secret.get_secret_value() for secret in self.stripe_thin_webhook_secret]
+
+    def mirror_signing_secrets(self) -> list[bytes]:
+        """The decoded `whsec_` secrets, in the configured order."""
+        return [
+            decode_base64_key(s.get_secret_value(), MIRROR_SECRET_PREFIX, MIRROR_SECRET_SIZES)
+            for s in self.raptor_mirror_signing_secret
+        ]
+
+    def mirror_signing_seed(self) -> bytes | None:
+        """The ed25519 private key's 32-byte seed, when one is configured."""
+        if self.raptor_mirror_signing_key is None:
+            return None
+        raw = self.raptor_mirror_signing_key.get_secret_value()
+        return decode_base64_key(raw, MIRROR_KEY_PREFIX, MIRROR_KEY_SIZES)[:32]
+
+    def redirect_hosts(self) -> frozenset[str]:
+        """Hosts Checkout and the Portal may return to: the configured defaults' and
+        REDIRECT_ALLOWED_HOSTS."""
+        defaults = (self.portal_return_url, self.checkout_success_url, self.checkout_cancel_url)
+        hosts = {url.host.lower() for url in defaults if url is not None and url.host}
+        return frozenset(hosts | set(self.redirect_allowed_hosts))
 
     @property
     def event_catchup_enabled(self) -> bool:

@@ -92,6 +92,14 @@ class StripeGateway:
         with mapped_errors("customers.retrieve"):
             return (await self._v1.customers.retrieve_async(customer_id)).to_dict()
 
+    async def delete_customer(self, customer_id: str, *, idempotency_key: str) -> Obj:
+        """Delete the customer at Stripe (its subscriptions end at once)."""
+        with mapped_errors("customers.delete"):
+            deleted = await self._v1.customers.delete_async(
+                customer_id, options=_key(idempotency_key)
+            )
+        return deleted.to_dict()
+
     async def search_customers(self, queue_customer_id: str) -> list[Obj]:
         """Customers whose metadata names this queue customer (Stripe's search lags ~1 min)."""
         query = f"metadata['queue_customer_id']:'{queue_customer_id}'"

@@ -8,7 +8,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from raxx_queue.api.deps import PERMISSIONS, STRIPE_SIGNED_ROUTES, Allow, Caller, Permission
+from raxx_queue.api.deps import (
+    PERMISSIONS,
+    PERSONAL_FIELDS,
+    STRIPE_SIGNED_ROUTES,
+    Allow,
+    Caller,
+    Permission,
+)
 from tests.conftest import AppClient
 from tests.support import values
 from tests.support.routes import api_routes, iter_route_objects
@@ -30,6 +37,9 @@ PROTECTED_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v1/billing/checkout", None),
     ("POST", "/api/v1/billing/portal", None),
     ("POST", "/api/internal/billing/mirror-sync", {"queue_customer_id": "cust_1"}),
+    ("GET", "/api/internal/billing/mirror/digest", None),
+    # an invalid body: allowed callers get 422, so nothing is erased
+    ("POST", "/api/internal/billing/customers/cust_1/erase", {"stripe": "keep"}),
 ]
 
 # SPEC §3's table, as the service declares it: each route's permission and its callers.
@@ -46,6 +56,8 @@ EXPECTED_PERMISSIONS = {
     "POST /api/v1/billing/checkout": Permission.PAYMENT_PAGES,
     "POST /api/v1/billing/portal": Permission.PAYMENT_PAGES,
     "POST /api/internal/billing/mirror-sync": Permission.MIRROR_SYNC,
+    "GET /api/internal/billing/mirror/digest": Permission.MIRROR_DIGEST,
+    "POST /api/internal/billing/customers/{queue_customer_id}/erase": Permission.ERASURE,
 }
 
 
@@ -68,7 +80,7 @@ def route_permissions(app: FastAPI) -> dict[str, Permission]:
     return found
 
 
-TOKENS = {"raptor": values.RAPTOR, "console": values.CONSOLE}
+TOKENS = {"raptor": values.RAPTOR, "console": values.CONSOLE, "metrics": values.METRICS}
 
 
 def _ids() -> list[str]:
@@ -81,14 +93,25 @@ def _template(method: str, path: str) -> str:
 
 def test_the_declared_table_is_spec_s() -> None:
     """PERMISSIONS says what SPEC §3 says, per permission."""
-    raptor, console = Caller.RAPTOR, Caller.CONSOLE
+    raptor, console, metrics = Caller.RAPTOR, Caller.CONSOLE, Caller.METRICS
     assert dict(PERMISSIONS) == {
         Permission.BILLING_READ: {raptor, console},
         Permission.CUSTOMER_CREATE: {raptor, console},
         Permission.PAYMENT_PAGES: {raptor},
         Permission.MIRROR_SYNC: {raptor, console},
+        Permission.MIRROR_DIGEST: {raptor, console},
         Permission.OPERATIONS: {console},
-        Permission.METRICS: {raptor, console},
+        Permission.METRICS: {raptor, console, metrics},
+        Permission.ERASURE: {console},
+    }
+
+
+def test_the_declared_personal_fields() -> None:
+    """Per field, who sees it in a customer answer (tests/api/test_personal_fields.py
+    sends each route to each caller)."""
+    assert dict(PERSONAL_FIELDS) == {
+        "billing_email": {Caller.CONSOLE},
+        "billing_name": {Caller.CONSOLE},
     }
 
 
@@ -152,3 +175,40 @@ async def test_stripe_signed_routes_take_no_token_and_refuse_an_unsigned_body(
         response = await client.post(path, content=b"{}", headers=headers)
         assert response.status_code == 400, (path, headers)
         assert response.json()["error"]["code"] == "INVALID_SIGNATURE"
+
+
+NEW_RAPTOR_TOKEN = "raptor-test-token-next-4b6d8f0a2c"
+
+
+async def test_a_caller_may_hold_several_tokens_while_rotating(app_factory: Any) -> None:
+    """Finding 7: the new token is added beside the old, callers move over, the old goes."""
+    both = f"{NEW_RAPTOR_TOKEN}, {values.RAPTOR_TOKEN}"
+    async with app_factory(queue_service_token_raptor=both) as client:
+        for token in (values.RAPTOR_TOKEN, NEW_RAPTOR_TOKEN):
+            response = await client.get(
+                "/api/v1/billing/customers/cust_1", headers=values.bearer(token)
+            )
+            assert response.status_code == 404, response.text  # known caller, no such customer
+            forbidden = await client.get(
+                "/api/internal/billing/audit/verify", headers=values.bearer(token)
+            )
+            assert forbidden.status_code == 403  # still Raptor, whichever token
+    async with app_factory(queue_service_token_raptor=NEW_RAPTOR_TOKEN) as client:
+        retired = await client.get("/api/v1/billing/customers/cust_1", headers=values.RAPTOR)
+        assert retired.status_code == 401
+        current = await client.get(
+            "/api/v1/billing/customers/cust_1", headers=values.bearer(NEW_RAPTOR_TOKEN)
+        )
+        assert current.status_code == 404
+
+
+async def test_the_metrics_token_reads_metrics_and_nothing_else(client: AppClient) -> None:
+    """Finding 7: operators scrape with METRICS_TOKEN, not a copy of Console's."""
+    response = await client.get("/metrics", headers=values.METRICS)
+    assert response.status_code == 200
+    assert "queue_http_requests_total" in response.text
+    for method, path, body in PROTECTED_ROUTES:
+        if path == "/metrics":
+            continue
+        refused = await client.request(method, path, json=body, headers=values.METRICS)
+        assert refused.status_code == 403, (method, path)

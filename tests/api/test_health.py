@@ -7,8 +7,17 @@ import httpx
 
 from raxx_queue import __version__
 from raxx_queue.db.migrate import plan_head
+from raxx_queue.simulator.double import StripeDouble
 from tests.conftest import make_settings, running_app
-from tests.support.database import MIGRATIONS, create_database, drop_database, migrate
+from tests.support import values
+from tests.support.database import (
+    MIGRATIONS,
+    PRODUCTION_OVERRIDES,
+    create_database,
+    drop_database,
+    migrate,
+    production_url,
+)
 
 
 async def test_health_reports_database_and_flag(client: httpx.AsyncClient) -> None:
@@ -87,3 +96,28 @@ async def test_not_ready_when_a_change_is_missing_under_the_same_head_name(
         assert f"{head.change} ({head.changes - 1} changes)" in response.json()["error"]["message"]
     finally:
         await drop_database(pg_server, url)
+
+
+async def test_production_publishes_no_api_map_and_a_minimal_health(
+    clean_db: str, stripe_double: StripeDouble
+) -> None:
+    """Finding 8: no /docs, /redoc, /openapi.json; /health without a token is liveness only."""
+    settings = make_settings(production_url(clean_db), **PRODUCTION_OVERRIDES)
+    async with running_app(settings, stripe_transport=stripe_double.transport) as client:
+        for path in ("/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"):
+            assert (await client.get(path)).status_code == 404, path
+        for headers in ({}, values.bearer("not-a-token-of-anyone-1234")):
+            anonymous = await client.get("/health", headers=headers)
+            assert anonymous.status_code == 200
+            assert anonymous.json() == {"status": "ok", "service": "queue", "database": "ok"}
+        for headers in (values.CONSOLE, values.RAPTOR, values.METRICS):
+            known = await client.get("/health", headers=headers)
+            assert known.json()["version"] == __version__
+            assert known.json()["billing_enabled"] is True
+
+
+async def test_outside_production_the_api_map_is_published(client: httpx.AsyncClient) -> None:
+    schema = await client.get("/openapi.json")
+    assert schema.status_code == 200
+    assert "/api/internal/billing/reconcile" in schema.json()["paths"]
+    assert (await client.get("/docs")).status_code == 200

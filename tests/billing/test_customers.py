@@ -38,7 +38,8 @@ async def test_a_new_customer_gets_a_stripe_customer(
     answer = response.json()
     assert answer["queue_customer_id"] == "qc_new"
     assert answer["stripe_customer_id"] == customer["id"]
-    assert (answer["billing_email"], answer["billing_name"]) == (EMAIL, NAME)
+    # Raptor's answer has no personal fields (Console's has: tests/api/test_personal_fields.py)
+    assert set(answer) & {"billing_email", "billing_name"} == set()
     assert answer["subscription"]["plan_tier"] == "free"
     audit = await audit_rows(db)
     assert [(a["actor"], a["action"], a["stripe_object_id"]) for a in audit] == [

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from raxx_queue.billing.reconcile import reconcile_all, reconcile_context
+from raxx_queue.billing.reconcile import reconcile_context
+from raxx_queue.billing.reconcile_run import reconcile_all
 from raxx_queue.plans import price_tiers
 from raxx_queue.simulator.double import StripeDouble
 from raxx_queue.simulator.events import build_event, customer_obj, invoice_obj, subscription_obj

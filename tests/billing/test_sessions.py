@@ -270,3 +270,57 @@ async def test_session_urls_and_emails_stay_out_of_the_logs(
     urls = [checkout.json()["url"], portal.json()["url"]]
     assert captured_logs.logged(route="/api/v1/billing/portal")
     captured_logs.assert_free_of([*values.SECRETS, EMAIL, *urls])
+
+
+# --- Redirect hosts (finding 10) -----------------------------------------------------------
+
+FOREIGN_REDIRECTS = [
+    ("success_url", "https://evil.example/phish"),
+    ("cancel_url", "https://evil.example/phish"),
+    ("success_url", "https://app.raxx.test@evil.example/"),  # user info, host evil.example
+    ("success_url", "https://app.raxx.test.evil.example/"),
+    ("cancel_url", "https://raxx.test/"),  # a parent domain is another host
+]
+
+
+@pytest.mark.parametrize(("field", "url"), FOREIGN_REDIRECTS)
+async def test_checkout_refuses_a_redirect_to_a_host_not_configured(
+    billing: httpx.AsyncClient, stripe_double: StripeDouble, db: Conn, field: str, url: str
+) -> None:
+    """No open redirect through Stripe's pages: a 422 and nothing reaches Stripe."""
+    response = await billing.post(
+        CHECKOUT, json=checkout_body(**{field: url}), headers=values.RAPTOR
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == {
+        "code": "VALIDATION_ERROR",
+        "message": f"{field}: host not allowed (REDIRECT_ALLOWED_HOSTS)",
+    }
+    assert stripe_double.requests == []
+    assert await nothing_stored(db)
+
+
+async def test_portal_refuses_a_return_url_to_a_host_not_configured(
+    billing: httpx.AsyncClient, stripe_double: StripeDouble, db: Conn
+) -> None:
+    await linked_customer(db, stripe_double, "qc_1", "cus_1")
+    body = {"queue_customer_id": "qc_1", "return_url": "https://evil.example/"}
+    response = await billing.post(PORTAL, json=body, headers=values.RAPTOR)
+    assert response.status_code == 422
+    assert "return_url: host not allowed" in response.json()["error"]["message"]
+    assert not [r for r in stripe_double.requests if r.path.startswith("/v1/billing_portal")]
+
+
+async def test_redirect_allowed_hosts_adds_hosts_beside_the_defaults(
+    billing_factory: AppFactory, stripe_double: StripeDouble
+) -> None:
+    async with billing_factory(redirect_allowed_hosts="Shop.Raxx.test, raxx.test") as client:
+        for url in ("https://shop.raxx.test/ok", "https://raxx.test/ok", SUCCESS):
+            response = await client.post(
+                CHECKOUT, json=checkout_body(success_url=url), headers=values.RAPTOR
+            )
+            assert response.status_code == 201, (url, response.text)
+        foreign = await client.post(
+            CHECKOUT, json=checkout_body(cancel_url="https://evil.example/"), headers=values.RAPTOR
+        )
+        assert foreign.status_code == 422

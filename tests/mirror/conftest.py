@@ -11,7 +11,7 @@ import pytest
 from raxx_queue.mirror.dispatcher import DispatcherConfig
 from tests.conftest import AppClient, make_settings, running_app
 from tests.mirror.steps import FAST
-from tests.peers.raptor_receiver import RaptorReceiver
+from tests.peers.raptor_receiver import RaptorReceiver, SignatureCheck
 from tests.support import values
 
 MirrorApp = Callable[..., AbstractAsyncContextManager[AppClient]]
@@ -19,7 +19,9 @@ MirrorApp = Callable[..., AbstractAsyncContextManager[AppClient]]
 
 @pytest.fixture
 def receiver() -> Iterator[RaptorReceiver]:
-    with RaptorReceiver(token=values.MIRROR_TOKEN) as running:
+    """Raptor checking every push's signature with the reference library."""
+    check = SignatureCheck({"current": values.MIRROR_SIGNING_SECRET})
+    with RaptorReceiver(token=values.MIRROR_TOKEN, signatures=check) as running:
         yield running
 
 

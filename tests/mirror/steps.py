@@ -10,9 +10,11 @@ from raxx_queue.db.locks import lock_stripe_customer
 from raxx_queue.db.pool import Transaction
 from raxx_queue.mirror.dispatcher import DispatcherConfig
 from raxx_queue.mirror.rows import refresh_mirror
+from raxx_queue.mirror.signing import MirrorSigner
+from raxx_queue.webhook_keys import MIRROR_SECRET_PREFIX, MIRROR_SECRET_SIZES, decode_base64_key
 from tests.conftest import AppClient
 from tests.peers.raptor_receiver import Push
-from tests.support import seed
+from tests.support import seed, values
 from tests.support.database import Conn
 
 # Timings scaled down so retries and pauses happen within a test.
@@ -28,6 +30,15 @@ FAST = DispatcherConfig(
     stop_grace=2.0,
     stats_interval=0.0,
 )
+
+
+def signer(*secrets: str) -> MirrorSigner:
+    """A signer of these `whsec_` secrets (default: the tests' one)."""
+    chosen = secrets or (values.MIRROR_SIGNING_SECRET,)
+    return MirrorSigner(
+        [decode_base64_key(s, MIRROR_SECRET_PREFIX, MIRROR_SECRET_SIZES) for s in chosen]
+    )
+
 
 EMAIL = "mirror.pii@example.com"
 NAME = "Mirror Pii Person"

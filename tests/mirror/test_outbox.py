@@ -15,7 +15,7 @@ from raxx_queue.mirror import outbox
 from raxx_queue.mirror.dispatcher import MirrorDispatcher
 from raxx_queue.mirror.outbox import PushResult
 from raxx_queue.wakeups import Wakeup
-from tests.mirror.steps import FAST, add_customer, change, mirror_state
+from tests.mirror.steps import FAST, add_customer, change, mirror_state, signer
 from tests.peers.raptor_receiver import RaptorReceiver
 from tests.support import values
 from tests.support.database import Conn
@@ -124,7 +124,7 @@ async def test_failed_pushes_back_off_exponentially(
     receiver.fail(500)
     headers = {"Authorization": f"Bearer {values.MIRROR_TOKEN}"}
     async with httpx.AsyncClient(headers=headers) as client:
-        dispatcher = MirrorDispatcher(pool, client, receiver.url, Wakeup(), config)
+        dispatcher = MirrorDispatcher(pool, client, receiver.url, Wakeup(), config, signer())
         for attempt, (low, high) in enumerate([(5, 10), (10, 20), (12.5, 25), (12.5, 25)], 1):
             assert await dispatcher.dispatch_once() == 1
             state = await mirror_state(db, "cust_1")
@@ -172,7 +172,7 @@ async def test_a_result_is_recorded_again_when_the_first_attempt_fails(
     monkeypatch.setattr(outbox, "record_results", flaky)
     headers = {"Authorization": f"Bearer {values.MIRROR_TOKEN}"}
     async with httpx.AsyncClient(headers=headers) as client:
-        dispatcher = MirrorDispatcher(pool, client, receiver.url, Wakeup(), FAST)
+        dispatcher = MirrorDispatcher(pool, client, receiver.url, Wakeup(), FAST, signer())
         assert await dispatcher.dispatch_once() == 1
     assert calls == 2
     state = await mirror_state(db, "cust_1")

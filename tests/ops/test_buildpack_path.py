@@ -112,6 +112,7 @@ def dyno_env(venv: Path, database_url: str, port: int) -> dict[str, str]:
             "QUEUE_SERVICE_TOKEN_CONSOLE": values.CONSOLE_TOKEN,
             "RAPTOR_MIRROR_URL": f"http://127.0.0.1:{free_port()}/mirror",
             "RAPTOR_MIRROR_TOKEN": values.MIRROR_TOKEN,
+            "RAPTOR_MIRROR_SIGNING_SECRET": values.MIRROR_SIGNING_SECRET,
             "BILLING_AUDIT_HMAC_KEY": values.AUDIT_KEY,
             "SQITCH_FULLNAME": "Queue release phase",
             "SQITCH_EMAIL": "queue-release@localhost",

@@ -98,6 +98,7 @@ def container_env(database_url: str, mirror_url: str, port: int) -> dict[str, st
         "QUEUE_SERVICE_TOKEN_CONSOLE": values.CONSOLE_TOKEN,
         "RAPTOR_MIRROR_URL": mirror_url,
         "RAPTOR_MIRROR_TOKEN": values.MIRROR_TOKEN,
+        "RAPTOR_MIRROR_SIGNING_SECRET": values.MIRROR_SIGNING_SECRET,
         "BILLING_AUDIT_HMAC_KEY": values.AUDIT_KEY,
         "LOG_LEVEL": "INFO",
         "LOG_FORMAT": "json",
@@ -231,7 +232,8 @@ async def serve_and_drain(
             return podman.podman("ps", "-a", "--filter", f"name={name}", check=False).stdout
 
         await until(ready, START_TIMEOUT, "/ready 200", state)
-        health = (await http.get("/health")).json()
+        # production shows the flag only to a caller with a token
+        health = (await http.get("/health", headers=values.CONSOLE)).json()
         assert (health["status"], health["database"], health["billing_enabled"]) == (
             "ok",
             "ok",

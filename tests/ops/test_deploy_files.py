@@ -7,6 +7,7 @@ carry no secret.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shlex
@@ -19,6 +20,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from raxx_queue.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -51,7 +54,13 @@ SCANNED_FILES = (
 
 # The top-level subcommands of `raxx-queue` (raxx_queue.cli). Listed here rather than
 # imported while cli.py is being written; keep it in step with the CLI.
-CLI_SUBCOMMANDS = frozenset({"serve", "migrate", "audit", "reconcile", "events", "dev", "doctor"})
+# the CLI's own subcommands, read from its parser
+CLI_SUBCOMMANDS = frozenset(
+    name
+    for action in build_parser()._actions
+    if isinstance(action, argparse._SubParsersAction)
+    for name in action.choices
+)
 
 METRICS = (
     "queue_webhook_events_total",

@@ -6,10 +6,12 @@
         ...
         pushes = await raptor.await_for(lambda pushes: any(p.accepted for p in pushes))
 
-Like Raptor it answers 401 to a wrong bearer token, and applies a row only when its
-`version` is newer than the one it holds (`receiver.rows`). It can be told to answer an
-error status, to hang (hold requests until `release()`, `recover()` or `stop()`), and to
-recover. Waiting is on a `threading.Condition`, never a sleep.
+Like Raptor it answers 401 to a wrong bearer token, and, given a `SignatureCheck`, to a
+push whose Standard Webhooks signature the reference library does not verify; it
+applies a row only when its `version` is newer than the one it holds (`receiver.rows`).
+It can be told to answer an error status (with a Retry-After), to hang (hold requests
+until `release()`, `recover()` or `stop()`), and to recover. Waiting is on a
+`threading.Condition`, never a sleep.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
+
+from tests.peers.raptor_push import Push, _Fault
+from tests.peers.raptor_signatures import SignatureCheck
+
+__all__ = ["DEFAULT_TOKEN", "MIRROR_PATH", "Push", "RaptorReceiver", "SignatureCheck"]
 
 MIRROR_PATH = "/internal/billing/mirror"
 DEFAULT_TOKEN = "raptor-mirror-test-token"
@@ -36,57 +42,18 @@ class _BurstServer(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-@dataclass(eq=False)
-class Push:
-    """One request as Raptor received it; `status` is None while the request is held."""
-
-    method: str
-    path: str
-    headers: dict[str, str]  # names lower-cased
-    body: Any  # parsed JSON, None if empty or not JSON
-    raw: bytes
-    received_at: float  # time.monotonic()
-    authorized: bool
-    status: int | None = None
-    answered_at: float | None = None
-
-    @property
-    def held(self) -> bool:
-        """Not answered yet: held by `hang()`, or being answered right now."""
-        return self.status is None
-
-    @property
-    def accepted(self) -> bool:
-        """Answered 2xx."""
-        return self.status is not None and 200 <= self.status < 300
-
-    @property
-    def rejected(self) -> bool:
-        """Answered 401 for a missing or wrong token."""
-        return self.status == 401
-
-    @property
-    def rows(self) -> list[dict[str, Any]]:
-        """Mirror rows carried: a single row, a list of rows, or `{"rows": [...]}`."""
-        body = self.body
-        if isinstance(body, dict) and isinstance(body.get("rows"), list):
-            body = body["rows"]
-        candidates = body if isinstance(body, list) else [body]
-        return [row for row in candidates if isinstance(row, dict) and "queue_customer_id" in row]
-
-
-@dataclass
-class _Fault:
-    kind: str  # "fail" or "hang"
-    status: int
-    remaining: int | None  # None: until recover()
-
-
 class RaptorReceiver:
     """Threaded HTTP receiver on a random free port of 127.0.0.1; a context manager."""
 
-    def __init__(self, token: str = DEFAULT_TOKEN, *, hang_limit: float = 30.0) -> None:
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        *,
+        hang_limit: float = 30.0,
+        signatures: SignatureCheck | None = None,
+    ) -> None:
         self.token = token
+        self.signatures = signatures  # None: signatures are recorded, not checked
         self._hang_limit = hang_limit  # a held request gives up after this, so threads end
         self._cond = threading.Condition()
         self._pushes: list[Push] = []
@@ -149,10 +116,13 @@ class RaptorReceiver:
 
     # --- behaviour ---------------------------------------------------------------------
 
-    def fail(self, status: int = 500, *, times: int | None = None) -> None:
-        """Answer `status` to the next `times` pushes (None: until `recover()`)."""
+    def fail(
+        self, status: int = 500, *, times: int | None = None, retry_after: str | None = None
+    ) -> None:
+        """Answer `status` (with a Retry-After) to the next `times` pushes (None: until
+        `recover()`)."""
         with self._cond:
-            self._faults.append(_Fault("fail", status, times))
+            self._faults.append(_Fault("fail", status, times, retry_after))
 
     def hang(self, *, times: int | None = None) -> None:
         """Hold the next `times` pushes (None: all until `recover()`) until released."""
@@ -191,6 +161,16 @@ class RaptorReceiver:
         with self._cond:
             return {key: dict(row) for key, row in self._rows.items()}
 
+    def forget(self, queue_customer_id: str) -> None:
+        """Lose a row, as a restore from an old backup would."""
+        with self._cond:
+            self._rows.pop(queue_customer_id, None)
+
+    def overwrite(self, queue_customer_id: str, **fields: Any) -> None:
+        """Change a held row in place (a bug, a manual edit)."""
+        with self._cond:
+            self._rows[queue_customer_id] = {**self._rows[queue_customer_id], **fields}
+
     def wait_for(self, predicate: Predicate, timeout: float = 5.0) -> list[Push]:
         """Block until `predicate(pushes)` holds; return the pushes. TimeoutError otherwise."""
         with self._cond:
@@ -208,10 +188,10 @@ class RaptorReceiver:
     def serve(self, request: BaseHTTPRequestHandler) -> None:
         """Record one request and answer it according to the current behaviour."""
         push = self._record(request)
-        status, answer = self._answer(push)
+        status, answer, headers = self._answer(push)
         with self._cond:  # before answering: a client may look the moment it has its answer
             push.status = status
-        _respond(request, status, answer)
+        _respond(request, status, answer, headers)
         with self._cond:
             push.answered_at = time.monotonic()
             self._cond.notify_all()
@@ -234,19 +214,24 @@ class RaptorReceiver:
             self._cond.notify_all()
         return push
 
-    def _answer(self, push: Push) -> tuple[int, dict[str, Any]]:
+    def _answer(self, push: Push) -> tuple[int, dict[str, Any], dict[str, str]]:
         if not push.authorized:
-            return 401, {"error": "unauthenticated"}
+            return 401, {"error": "unauthenticated"}, {}
+        if self.signatures is not None:
+            push.verified_by = self.signatures.verify(push.headers, push.raw)
+            if push.verified_by is None:
+                return 401, {"error": "bad_signature"}, {}
         if push.path != MIRROR_PATH or push.method != "POST":
-            return 404, {"error": "not_found"}
+            return 404, {"error": "not_found"}, {}
         if self._take_fault("hang") is not None and not self._hold():
-            return 503, {"error": "shutting down"}
+            return 503, {"error": "shutting down"}, {}
         fault = self._take_fault("fail")
         if fault is not None:
-            return fault.status, {"error": "scripted failure"}
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            return fault.status, {"error": "scripted failure"}, headers
         if push.body is None:
-            return 400, {"error": "invalid_json"}
-        return 200, {"applied": self._apply(push.rows)}
+            return 400, {"error": "invalid_json"}, {}
+        return 200, {"applied": self._apply(push.rows)}, {}
 
     def _take_fault(self, kind: str) -> _Fault | None:
         with self._cond:
@@ -284,10 +269,14 @@ def _parse_json(raw: bytes) -> Any:
         return None
 
 
-def _respond(request: BaseHTTPRequestHandler, status: int, answer: dict[str, Any]) -> None:
+def _respond(
+    request: BaseHTTPRequestHandler, status: int, answer: dict[str, Any], headers: dict[str, str]
+) -> None:
     payload = json.dumps(answer).encode()
     try:
         request.send_response(status)
+        for name, value in headers.items():
+            request.send_header(name, value)
         request.send_header("Content-Type", "application/json")
         request.send_header("Content-Length", str(len(payload)))
         request.end_headers()

@@ -29,6 +29,8 @@ TABLES = (
     "billing_job_checkpoint",
     "billing_job_lease",
     "billing_job_run",
+    "billing_mirror_destination",
+    "billing_erased_reference",
     "billing_dispute",
     "billing_payment_ref",
 )
@@ -91,3 +93,12 @@ async def truncate_all(url: str) -> None:
         )
     finally:
         await conn.close()
+
+
+def production_url(database_url: str) -> str:
+    """The local test server as production reaches it (loopback: no TLS needed)."""
+    return with_params(database_url, sslmode="disable")
+
+
+# What make_settings needs on top to run as production (nothing is pushed to the mirror)
+PRODUCTION_OVERRIDES = {"queue_env": "production", "raptor_mirror_url": "http://127.0.0.1:9/m"}

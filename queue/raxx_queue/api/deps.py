@@ -29,11 +29,14 @@ from raxx_queue.stripe_gateway import StripeGateway
 from raxx_queue.vocabulary import QUEUE_CUSTOMER_ID_PATTERN, Actor
 from raxx_queue.wakeups import BackgroundWorker, Wakeups
 from raxx_queue.webhooks.catchup_worker import EventCatchup
+from raxx_queue.webhooks.retention import EventRetentionJob
 
 
 class Caller(enum.StrEnum):
     RAPTOR = "raptor"
     CONSOLE = "console"
+    # the metrics scraper (METRICS_TOKEN): reads /metrics and nothing else
+    METRICS = "metrics"
 
 
 ACTOR_OF: Mapping[Caller, Actor] = MappingProxyType(
@@ -48,8 +51,10 @@ class Permission(enum.Enum):
     CUSTOMER_CREATE = "create a billing customer"
     PAYMENT_PAGES = "subscribe, Checkout, Customer Portal"
     MIRROR_SYNC = "mirror-sync"
+    MIRROR_DIGEST = "mirror digest (drift check)"
     OPERATIONS = "reconcile, audit verification"
     METRICS = "metrics"
+    ERASURE = "erase a customer's personal data"
 
 
 # Routes Stripe calls: authenticated by the `Stripe-Signature` of their body (each with
@@ -62,10 +67,27 @@ PERMISSIONS: Mapping[Permission, frozenset[Caller]] = MappingProxyType(
         Permission.CUSTOMER_CREATE: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
         Permission.PAYMENT_PAGES: frozenset({Caller.RAPTOR}),
         Permission.MIRROR_SYNC: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
+        Permission.MIRROR_DIGEST: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
         Permission.OPERATIONS: frozenset({Caller.CONSOLE}),
-        Permission.METRICS: frozenset({Caller.RAPTOR, Caller.CONSOLE}),
+        Permission.METRICS: frozenset({Caller.RAPTOR, Caller.CONSOLE, Caller.METRICS}),
+        Permission.ERASURE: frozenset({Caller.CONSOLE}),
     }
 )
+
+
+# Personal fields of a response → the callers that see them; anyone else gets the record
+# without them (Raptor's paywall needs the subscription, not who pays for it).
+PERSONAL_FIELDS: Mapping[str, frozenset[Caller]] = MappingProxyType(
+    {
+        "billing_email": frozenset({Caller.CONSOLE}),
+        "billing_name": frozenset({Caller.CONSOLE}),
+    }
+)
+
+
+def hidden_fields(caller: Caller) -> frozenset[str]:
+    """The personal fields this caller may not see."""
+    return frozenset(name for name, callers in PERSONAL_FIELDS.items() if caller not in callers)
 
 
 @dataclass
@@ -76,11 +98,12 @@ class Workers:
     grace: GraceExpiryJob | None = None
     catchup: EventCatchup | None = None
     mirror: MirrorDispatcher | None = None
+    retention: EventRetentionJob | None = None
 
     def running(self) -> list[BackgroundWorker]:
         """In start order; the mirror dispatcher last, so it stops first and its pushes
         in flight finish within its grace."""
-        workers = (self.sealer, self.grace, self.catchup, self.mirror)
+        workers = (self.sealer, self.grace, self.catchup, self.retention, self.mirror)
         return [w for w in workers if w is not None]
 
 
@@ -140,21 +163,31 @@ def _bearer(request: Request) -> str | None:
 
 
 def identify_caller(request: Request) -> Caller:
-    """Match the bearer token against every configured caller in constant time."""
+    """Match the bearer token against every configured token of every caller in constant
+    time (a caller may hold several while one is being rotated)."""
     token = _bearer(request)
     if token is None:
         raise Unauthenticated()
     presented = token.encode()
     matched: Caller | None = None
-    for name, expected in services_of(request).settings.service_tokens().items():
-        # compare against all callers, no early exit
-        if hmac.compare_digest(presented, expected.encode()):
-            matched = Caller(name)
+    for name, tokens in services_of(request).settings.service_tokens().items():
+        for expected in tokens:
+            # compare against every token, no early exit
+            if hmac.compare_digest(presented, expected.encode()):
+                matched = Caller(name)
     if matched is None:
         raise Unauthenticated()
     request.scope.setdefault("state", {})["caller"] = matched.value
     structlog.contextvars.bind_contextvars(caller=matched.value)
     return matched
+
+
+def known_caller(request: Request) -> Caller | None:
+    """The caller a request's token names, or None (for routes open to anyone)."""
+    try:
+        return identify_caller(request)
+    except Unauthenticated:
+        return None
 
 
 class Allow:
@@ -175,8 +208,10 @@ BillingReader = Annotated[Caller, Depends(Allow(Permission.BILLING_READ))]
 CustomerCreator = Annotated[Caller, Depends(Allow(Permission.CUSTOMER_CREATE))]
 PaymentPages = Annotated[Caller, Depends(Allow(Permission.PAYMENT_PAGES))]
 MirrorSyncer = Annotated[Caller, Depends(Allow(Permission.MIRROR_SYNC))]
+MirrorDigestReader = Annotated[Caller, Depends(Allow(Permission.MIRROR_DIGEST))]
 Operator = Annotated[Caller, Depends(Allow(Permission.OPERATIONS))]
 MetricsReader = Annotated[Caller, Depends(Allow(Permission.METRICS))]
+Eraser = Annotated[Caller, Depends(Allow(Permission.ERASURE))]
 
 QueueCustomerId = Annotated[
     str, Path(pattern=QUEUE_CUSTOMER_ID_PATTERN, description="the platform's customer id")
@@ -206,5 +241,10 @@ async def customer_creator_context(
     return _billing_context(request, services, caller)
 
 
+async def eraser_context(request: Request, services: ServicesDep, caller: Eraser) -> BillingContext:
+    return _billing_context(request, services, caller)
+
+
 PaymentPagesBilling = Annotated[BillingContext, Depends(payment_pages_context)]
 CustomerCreatorBilling = Annotated[BillingContext, Depends(customer_creator_context)]
+EraserBilling = Annotated[BillingContext, Depends(eraser_context)]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from raxx_queue import __version__
-from raxx_queue.api.deps import MetricsReader, ServicesDep
+from raxx_queue.api.deps import MetricsReader, ServicesDep, known_caller
 from raxx_queue.db.migrate import NotMigrated, deployed_head
 from raxx_queue.db.pool import UNAVAILABLE
 from raxx_queue.errors import DatabaseUnavailable, error_responses
@@ -19,19 +19,22 @@ router = APIRouter()
 
 
 @router.get("/health")
-async def health(services: ServicesDep) -> dict[str, Any]:
+async def health(request: Request, services: ServicesDep) -> dict[str, Any]:
     """Liveness: 200 while the process serves, whatever the database says.
 
     `stripe_events` reports how far Queue trails Stripe (as the last catch-up run
     measured it): an alarm for operators, not a reason to stop serving, so `/ready`
-    leaves it out."""
+    leaves it out. In production only a caller with a token sees the version, the flag
+    and the lag; anyone else gets the liveness alone."""
     database_ok = await services.db.ping()
     settings = services.settings
+    if settings.is_production and known_caller(request) is None:
+        return {"status": "ok", "service": "queue", "database": _database(database_ok)}
     return {
         "status": "ok",
         "service": "queue",
         "version": __version__,
-        "database": "ok" if database_ok else "unavailable",
+        "database": _database(database_ok),
         "billing_enabled": settings.flag_queue_billing,
         "stripe_events": (
             await catchup_health(services.db, enabled=settings.event_catchup_enabled)
@@ -39,6 +42,10 @@ async def health(services: ServicesDep) -> dict[str, Any]:
             else None
         ),
     }
+
+
+def _database(ok: bool) -> str:
+    return "ok" if ok else "unavailable"
 
 
 @router.get("/ready", responses=error_responses(503))

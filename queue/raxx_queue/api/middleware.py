@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from raxx_queue.errors import error_body
 from raxx_queue.jsonio import dumps
+from raxx_queue.log_limits import REFUSED_REQUEST_LINES, current_source, source_of
 from raxx_queue.metrics import HTTP_REQUESTS
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -56,6 +57,8 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        source = source_of(scope["headers"], scope.get("client"))
+        current_source.set(source)
         started = time.perf_counter()
         status = 500
 
@@ -74,15 +77,23 @@ class RequestContextMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             HTTP_REQUESTS.labels(route=path, status=str(status)).inc()
-            if path not in ("/health", "/ready", "/metrics"):
+            caller = scope["state"].get("caller")
+            fields = scope["state"].get("log_fields", {})
+            capped = caller is None and 400 <= status < 500
+            if capped and REFUSED_REQUEST_LINES.allow(source):
+                fields = {**fields, "suppressed": REFUSED_REQUEST_LINES.take_suppressed()}
+                capped = False
+            # refused anonymous requests within REFUSED_REQUEST_LINES' caps; known callers,
+            # successes and server errors always
+            if path not in ("/health", "/ready", "/metrics") and not capped:
                 log.info(
                     "request",
                     method=scope["method"],
                     route=path,
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                    caller=scope["state"].get("caller"),
-                    **scope["state"].get("log_fields", {}),
+                    caller=caller,
+                    **fields,
                 )
 
 

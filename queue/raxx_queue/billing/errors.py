@@ -27,9 +27,30 @@ class CustomerLinkConflict(ServiceError):
         )
 
 
+class ReconcileRunning(ServiceError):
+    status = 409
+    code = "RECONCILE_RUNNING"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a reconcile of all customers is running (the CLI's or another call's); "
+            "call again once it has ended: runs resume where the last one stopped"
+        )
+
+
 class NoStripeCustomer(ServiceError):
     status = 409
     code = "NO_STRIPE_CUSTOMER"
 
     def __init__(self) -> None:
         super().__init__("this customer has no Stripe customer to reconcile")
+
+
+class CustomerRelinking(ServiceError):
+    status = 409
+    code = "CUSTOMER_RELINKING"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the customer was linked to another Stripe customer during the erasure; try again"
+        )

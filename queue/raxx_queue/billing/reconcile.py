@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from raxx_queue.billing.errors import NoStripeCustomer
-from raxx_queue.db import checkpoints
 from raxx_queue.db import reconcile as sql
 from raxx_queue.db.customers import fetch_stripe_customer_id
 from raxx_queue.db.pool import Database
@@ -32,7 +31,6 @@ from raxx_queue.webhooks.changes import (
 from raxx_queue.webhooks.pipeline import EventContext, apply_stripe_event
 
 Json = dict[str, Any]
-JOB = "reconcile-all"
 RECENT_INVOICES = 10
 
 SUBSCRIPTION_FIELDS = (
@@ -109,7 +107,9 @@ def _candidates(
     event_type = "customer.deleted" if deleted else "customer.updated"
     change = customer_change(event_type, stripe_customer, tiers)
     local_customer = local["customer"]
-    fields = ("deleted",) if deleted else CUSTOMER_FIELDS
+    # an erased customer's e-mail and name are not Queue's to hold, whatever Stripe has
+    erased = bool(local_customer and local_customer.get("erased"))
+    fields = ("deleted",) if deleted or erased else CUSTOMER_FIELDS
     diffs = _differences(local_customer, change.change, fields)
     if diffs:
         # PII never goes into the report or the audit log: name the fields only
@@ -200,45 +200,3 @@ async def reconcile_one(
     return await reconcile_stripe_customer(
         db, stripe, stripe_customer_id, context, uuid.uuid4().hex[:12]
     )
-
-
-async def reconcile_all(
-    db: Database,
-    stripe: StripeGateway,
-    context: EventContext,
-    *,
-    resume: bool = True,
-    batch: int = 100,
-    on_progress: Callable[[int, int], None] | None = None,
-    pace: Callable[[], Awaitable[None]] | None = None,
-) -> ReconcileReport:
-    """Every customer with a Stripe id, in id order, checkpointed after each one."""
-    async with db.connection() as conn:
-        position = await checkpoints.get_checkpoint(conn, JOB) if resume else None
-        after = int(position) if position else 0
-        total = await conn.fetchval(sql.COUNT_CUSTOMERS_AFTER, after)
-    report = ReconcileReport()
-    run_id = uuid.uuid4().hex[:12]
-    done = 0
-    while True:
-        async with db.connection() as conn:
-            rows = await conn.fetch(sql.CUSTOMERS_AFTER, after, batch)
-        if not rows:
-            break
-        for row in rows:
-            if pace is not None:
-                await pace()
-            report.add(
-                await reconcile_stripe_customer(
-                    db, stripe, row["stripe_customer_id"], context, run_id
-                )
-            )
-            after = row["id"]
-            async with db.connection() as conn:
-                await checkpoints.set_checkpoint(conn, JOB, str(after))
-            done += 1
-            if on_progress is not None:
-                on_progress(done, total)
-    async with db.connection() as conn:
-        await checkpoints.clear_checkpoint(conn, JOB)
-    return report

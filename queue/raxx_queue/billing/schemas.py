@@ -37,18 +37,26 @@ class SubscriptionSummary(Schema):
     feature_locked_at: datetime | None
 
 
-class Customer(Schema):
+class CustomerRecord(Schema):
+    """A customer without personal data: what a caller that may not see it gets."""
+
     queue_customer_id: str
     stripe_customer_id: str | None
-    billing_email: str | None
-    billing_name: str | None
     deleted: bool
     created_at: datetime
     subscription: SubscriptionSummary
 
 
+class Customer(CustomerRecord):
+    """A customer with its personal fields (which callers see them: api/deps.py)."""
+
+    billing_email: str | None
+    billing_name: str | None
+
+
 class CustomerPage(Schema):
-    data: list[Customer]
+    # Customer first: a record with the personal fields validates as one
+    data: list[Customer | CustomerRecord]
     next_cursor: str | None
 
 

@@ -27,10 +27,13 @@ HTTPS_ONLY = (Environment.STAGING, Environment.PRODUCTION)
 def redirect_url(
     settings: Settings, given: HttpUrl | None, default: HttpUrl | None, *, field: str
 ) -> str | None:
-    """The request's URL, else the configured default; https only in staging and production."""
+    """The request's URL, else the configured default; https only in staging and production;
+    a request's URL only to an allowed host (no open redirect through Stripe's pages)."""
     url = given or default
     if url is not None and settings.queue_env in HTTPS_ONLY and url.scheme != "https":
         raise ValidationFailed(f"{field}: must be an https URL")
+    if given is not None and (given.host or "").lower() not in settings.redirect_hosts():
+        raise ValidationFailed(f"{field}: host not allowed (REDIRECT_ALLOWED_HOSTS)")
     return str(url) if url is not None else None
 
 

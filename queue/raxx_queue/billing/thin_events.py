@@ -33,7 +33,7 @@ from raxx_queue.stripe_errors import StripeNotConfigured, StripeObjectMissing
 from raxx_queue.stripe_gateway import StripeGateway, ThinEvent
 from raxx_queue.webhooks.changes import EVENT_BUILDERS
 from raxx_queue.webhooks.errors import InvalidEvent
-from raxx_queue.webhooks.intake import verify_delivery
+from raxx_queue.webhooks.intake import is_other_mode, verify_delivery
 from raxx_queue.webhooks.pipeline import EventContext, apply_stripe_event
 
 log = structlog.get_logger(__name__)
@@ -89,7 +89,12 @@ async def receive_thin_event(
         if await known_event_ids(conn, [thin.id]):
             THIN_EVENTS.labels(kind=_kind(thin), outcome="duplicate").inc()
             return ThinResult(thin.id, thin.type, "duplicate")
-    handled = await ThinHandler(db, stripe, settings, thin, request_id).handle()
+    if is_other_mode(thin.livemode, settings):
+        # the other Stripe mode's notification: recorded, nothing read or applied
+        log.warning("thin_event_other_mode_ignored", event_id=thin.id, type=thin.type)
+        handled = _Handled(kind=_kind(thin), outcome="ignored")
+    else:
+        handled = await ThinHandler(db, stripe, settings, thin, request_id).handle()
     async with db.connection() as conn:
         await record_thin_event(
             conn,

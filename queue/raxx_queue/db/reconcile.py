@@ -8,7 +8,7 @@ from raxx_queue.db.pool import Connection
 
 LOCAL_CUSTOMER = """
 SELECT queue_customer_id, billing_email AS email, billing_name AS name,
-       deleted_at IS NOT NULL AS deleted
+       deleted_at IS NOT NULL AS deleted, erased_at IS NOT NULL AS erased
   FROM billing_customer WHERE stripe_customer_id = $1
 """
 LOCAL_SUBSCRIPTIONS = """

@@ -5,7 +5,8 @@ the newest version of each with no transaction open, then records every result i
 statement. It wakes on `Wakeups.mirror` (a local commit) or after a short poll
 (work from other processes, retries coming due). While Raptor looks unavailable it
 probes with one row at a time, pausing between rounds, instead of sending the backlog
-into a dead endpoint.
+into a dead endpoint, and no sooner than a Retry-After asked. A 410 Gone disables
+the destination for every process (`destination`) until `raxx-queue mirror resume`.
 """
 
 from __future__ import annotations
@@ -20,20 +21,24 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
-from raxx_queue import __version__
 from raxx_queue.db.pool import Database
-from raxx_queue.jsonio import dumps
-from raxx_queue.metrics import MIRROR_OLDEST_AGE, MIRROR_PENDING, MIRROR_PUSHES
-from raxx_queue.mirror import outbox
+from raxx_queue.metrics import (
+    MIRROR_DISABLED,
+    MIRROR_OLDEST_AGE,
+    MIRROR_PENDING,
+    MIRROR_PUSHES,
+)
+from raxx_queue.mirror import destination, outbox
 from raxx_queue.mirror.backoff import retry_delay
+from raxx_queue.mirror.delivery import Answer, MirrorEndpoint, mirror_client
 from raxx_queue.mirror.outbox import Claim, PushResult
+from raxx_queue.mirror.signing import MirrorSigner, signer_from_settings
+from raxx_queue.sentry import capture_operational_event
 from raxx_queue.settings import Settings
 from raxx_queue.wakeups import Wakeup
 
 log = structlog.get_logger(__name__)
 
-# Statuses that say "Raptor is not taking pushes" rather than "this row is refused".
-UNAVAILABLE_STATUSES = frozenset({401, 403, 408, 429})
 # Outcomes that count towards "Raptor is down"; a "rejected" row is that row's problem.
 UNAVAILABLE_OUTCOMES = frozenset({"failed", "timeout", "unreachable"})
 
@@ -43,8 +48,9 @@ class DispatcherConfig:
     """Tuning of the dispatcher; the defaults are the production values."""
 
     batch_size: int = 32  # rows claimed, and pushed concurrently, per round
-    request_timeout: float = 5.0  # one push, end to end
-    lease_seconds: float = 30.0  # must outlast a push with a wide margin
+    connections: int = 8  # to Raptor; httpx scans them all per request: a few serve best
+    request_timeout: float = 15.0  # one push, end to end; no answer by then: retried
+    lease_seconds: float = 45.0  # must outlast a push with a wide margin
     poll_interval: float = 1.0
     retry_base: float = 1.0  # per-row backoff
     retry_cap: float = 60.0
@@ -52,7 +58,10 @@ class DispatcherConfig:
     # goes unnoticed
     outage_pause_base: float = 0.25
     outage_pause_cap: float = 2.0
-    stop_grace: float | None = None  # default: request_timeout + 1
+    # pushes in flight at shutdown get this long (default: 6 s, or request_timeout + 1
+    # if shorter), then are abandoned and their leases given back (SIGTERM's budget)
+    stop_grace: float | None = None
+    retry_after_cap: float = 600.0  # the longest Retry-After honoured
     stats_interval: float = 1.0
 
     def __post_init__(self) -> None:
@@ -63,7 +72,9 @@ class DispatcherConfig:
 
     @property
     def shutdown_grace(self) -> float:
-        return self.request_timeout + 1.0 if self.stop_grace is None else self.stop_grace
+        if self.stop_grace is not None:
+            return self.stop_grace
+        return min(self.request_timeout, 5.0) + 1.0
 
 
 class MirrorDispatcher:
@@ -76,16 +87,23 @@ class MirrorDispatcher:
         url: str,
         wakeup: Wakeup,
         config: DispatcherConfig | None = None,
+        signer: MirrorSigner | None = None,
     ) -> None:
         self._db = db
-        self._client = client
-        self._url = url
         self._wakeup = wakeup
-        self._config = config or DispatcherConfig()
+        self._config = config = config or DispatcherConfig()
+        self._endpoint = MirrorEndpoint(
+            client,
+            url,
+            timeout=config.request_timeout,
+            signer=signer,
+            retry_after_cap=config.retry_after_cap,
+        )
         self._stopping = False
         self._stopped = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._outage = 0  # consecutive rounds in which Raptor looked unavailable
+        self._quiet_until = 0.0  # monotonic time before which Raptor asked not to be sent
         self._stats_at = 0.0
 
     def start(self) -> None:
@@ -108,7 +126,7 @@ class MirrorDispatcher:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
                 log.warning("mirror_dispatcher_abandoned_pushes", grace=self._config.shutdown_grace)
-        await self._client.aclose()
+        await self._endpoint.client.aclose()
 
     async def run(self) -> None:
         """The loop: one round, then wait for a nudge, the poll, or the outage pause."""
@@ -131,7 +149,7 @@ class MirrorDispatcher:
             if errors:
                 await self._pause(retry_delay(errors, base=self._config.poll_interval, cap=30.0))
             elif self._outage:
-                await self._pause(self._outage_pause())
+                await self._pause(max(self._outage_pause(), self._quiet_until - time.monotonic()))
             elif claimed < self._config.batch_size:
                 await self._wakeup.wait(self._config.poll_interval)
             # a full batch: more is likely due, go again at once
@@ -157,8 +175,22 @@ class MirrorDispatcher:
         recorded = await self._record(results, abandoned)
         if recorded < len(results):
             log.warning("mirror_lease_lost", results=len(results), recorded=recorded)
+        if any(result.outcome == "gone" for result in results):
+            await self._disable()
         self._track_outage(results)
         return len(claims)
+
+    async def _disable(self) -> None:
+        """Raptor answered 410 Gone: stop pushing (every process) until resumed."""
+        async with self._db.connection() as conn:
+            newly = await destination.disable(conn, "HTTP 410")
+        MIRROR_DISABLED.set(1)
+        if newly:
+            log.error("raptor_mirror_disabled", status=410, resume="raxx-queue mirror resume")
+            capture_operational_event(
+                "Raptor answered 410 Gone: mirror pushes are held until `raxx-queue mirror resume`",
+                component="mirror",
+            )
 
     async def _record(self, results: Sequence[PushResult], abandoned: Sequence[Claim]) -> int:
         """Record a round's results and give back unused leases."""
@@ -182,13 +214,12 @@ class MirrorDispatcher:
         """POST one row; None when it was not sent (stopping, or too late for the lease)."""
         if self._stopping or time.monotonic() > deadline:
             return None
-        outcome, error = await self._post(claim)
+        answer = await self._endpoint.push(claim.row)
+        outcome, error = answer.outcome, answer.error
         MIRROR_PUSHES.labels(outcome=outcome).inc()
         if outcome == "ok":
             return PushResult(claim, outcome)
-        retry_in = retry_delay(
-            claim.attempts + 1, base=self._config.retry_base, cap=self._config.retry_cap
-        )
+        retry_in = self._retry_in(claim, answer)
         log.debug(
             "mirror_push_failed",
             queue_customer_id=claim.queue_customer_id,
@@ -203,21 +234,14 @@ class MirrorDispatcher:
             )
         return PushResult(claim, outcome, retry_in=retry_in, error=error)
 
-    async def _post(self, claim: Claim) -> tuple[str, str | None]:
-        """(outcome, error) of one request; errors name a status or exception type only."""
-        try:
-            async with asyncio.timeout(self._config.request_timeout):
-                response = await self._client.post(self._url, content=dumps(claim.row))
-        except (TimeoutError, httpx.TimeoutException):
-            return "timeout", "timeout"
-        except httpx.HTTPError as error:
-            return "unreachable", type(error).__name__
-        status = response.status_code
-        if 200 <= status < 300:
-            return "ok", None
-        if 400 <= status < 500 and status not in UNAVAILABLE_STATUSES:
-            return "rejected", f"HTTP {status}"
-        return "failed", f"HTTP {status}"
+    def _retry_in(self, claim: Claim, answer: Answer) -> float:
+        """The row's backoff, and no sooner than Raptor's Retry-After."""
+        config = self._config
+        backoff = retry_delay(claim.attempts + 1, base=config.retry_base, cap=config.retry_cap)
+        if answer.retry_after is None:
+            return backoff
+        self._quiet_until = max(self._quiet_until, time.monotonic() + answer.retry_after)
+        return max(backoff, answer.retry_after)
 
     def _track_outage(self, results: Sequence[PushResult]) -> None:
         if any(result.ok for result in results):
@@ -253,23 +277,10 @@ class MirrorDispatcher:
         self._stats_at = now
         async with self._db.connection() as conn:
             pending, oldest_age = await outbox.pending_stats(conn)
+            disabled = await destination.is_disabled(conn)
         MIRROR_PENDING.set(pending)
         MIRROR_OLDEST_AGE.set(oldest_age)
-
-
-def mirror_client(settings: Settings, config: DispatcherConfig) -> httpx.AsyncClient:
-    """The shared HTTP client for pushes: bearer token, JSON, bounded pool and timeouts."""
-    headers = {"Content-Type": "application/json", "User-Agent": f"raxx-queue/{__version__}"}
-    if settings.raptor_mirror_token is not None:
-        headers["Authorization"] = f"Bearer {settings.raptor_mirror_token.get_secret_value()}"
-    return httpx.AsyncClient(
-        headers=headers,
-        timeout=httpx.Timeout(config.request_timeout),
-        limits=httpx.Limits(
-            max_connections=config.batch_size, max_keepalive_connections=config.batch_size
-        ),
-        follow_redirects=False,
-    )
+        MIRROR_DISABLED.set(1 if disabled else 0)
 
 
 def build_mirror_dispatcher(
@@ -282,8 +293,14 @@ def build_mirror_dispatcher(
         )
         return None
     config = config or DispatcherConfig()
-    client = mirror_client(settings, config)
-    return MirrorDispatcher(db, client, str(settings.raptor_mirror_url), wakeup, config)
+    client = mirror_client(settings, config.connections, config.request_timeout)
+    signer = signer_from_settings(settings)
+    if signer is None:
+        (log.warning if settings.is_production else log.info)(
+            "mirror_pushes_unsigned", reason="RAPTOR_MIRROR_SIGNING_SECRET is not set"
+        )
+    url = str(settings.raptor_mirror_url)
+    return MirrorDispatcher(db, client, url, wakeup, config, signer)
 
 
 @asynccontextmanager

@@ -2,7 +2,8 @@
 
 A row is pending while `version > pushed_version`. The dispatcher claims due rows in one
 short statement (`FOR UPDATE SKIP LOCKED`, so it never waits on a webhook transaction)
-that sets `push_lease_until`; the HTTP push then runs with no transaction open. The
+that sets `push_lease_until` (nothing while the destination is disabled, see
+`destination`); the HTTP push then runs with no transaction open. The
 lease doubles as a fencing token: a row can only be claimed again once its lease has
 passed, so every new lease is later than the one before, and a result is recorded only
 `WHERE push_lease_until = <the lease it was pushed under>`. A holder whose lease ran out
@@ -28,6 +29,7 @@ WITH due AS (
      WHERE version > pushed_version
        AND next_push_at <= now()
        AND (push_lease_until IS NULL OR push_lease_until <= now())
+       AND NOT EXISTS (SELECT 1 FROM billing_mirror_destination WHERE disabled_at IS NOT NULL)
      ORDER BY next_push_at
      LIMIT $1
        FOR UPDATE SKIP LOCKED

@@ -8,7 +8,7 @@ from raxx_queue.db.customers import fetch_stripe_customer_id
 from raxx_queue.db.locks import lock_stripe_customer
 from raxx_queue.db.pool import Database
 from raxx_queue.errors import CustomerNotFound
-from raxx_queue.mirror import outbox
+from raxx_queue.mirror import digest, outbox
 from raxx_queue.mirror.rows import refresh_mirror
 
 
@@ -32,9 +32,15 @@ async def sync_customer_mirror(db: Database, queue_customer_id: str) -> dict[str
     return row
 
 
-async def requeue_all_mirrors(db: Database) -> int:
-    """Queue a push of every mirror row; returns how many."""
+async def requeue_bucket_mirrors(db: Database, bucket: int, buckets: int) -> int:
+    """Queue a push of every row in one bucket of the digest; returns how many."""
     async with db.transaction() as tx:
-        queued = await outbox.requeue_all(tx.conn)
+        queued = await digest.requeue_bucket(tx.conn, bucket, buckets)
         tx.effects.mirror_changed = queued > 0
     return queued
+
+
+async def mirror_digest(db: Database, buckets: int) -> list[digest.BucketDigest]:
+    """Every bucket's row count and digest."""
+    async with db.connection() as conn:
+        return await digest.bucket_digests(conn, buckets)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -83,7 +83,12 @@ class _Browser:
 
 @contextmanager
 def local_peers(
-    *, queue_port: int, webhook_secret: str, mirror_token: str, shuffle_webhooks: bool
+    *,
+    queue_port: int,
+    webhook_secret: str,
+    mirror_token: str,
+    mirror_signing_secrets: Sequence[str] = (),
+    shuffle_webhooks: bool,
 ) -> Iterator[LocalPeers]:
     """The simulator and the sink, serving until the block ends."""
     clock = SimulatedClock()
@@ -102,7 +107,10 @@ def local_peers(
     double.listen(sender)
     double.listen(_Browser(double))
     scenarios = Scenarios(double, clock, sender)
-    with StripeServer(double, scenarios) as server, RaptorSink(mirror_token) as sink:
+    with (
+        StripeServer(double, scenarios) as server,
+        RaptorSink(mirror_token, signing_secrets=mirror_signing_secrets) as sink,
+    ):
         sender.start()
         try:
             yield LocalPeers(queue_url=queue_url, stripe_url=server.url, raptor_url=sink.url)

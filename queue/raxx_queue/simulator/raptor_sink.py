@@ -1,8 +1,9 @@
 """A local Raptor for `raxx-queue dev`: takes the mirror pushes and prints each row.
 
-It checks the bearer token as Raptor does, keeps the newest version of each customer's
-row, and prints one line per push, so the walk through a customer's billing shows what
-Raptor's paywall would see.
+It checks the bearer token as Raptor does and, given the signing secrets, each push's
+Standard Webhooks signature with the reference library (`standardwebhooks`), keeps the
+newest version of each customer's row, and prints one line per push, so the walk
+through a customer's billing shows what Raptor's paywall would see.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import hmac
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -27,9 +30,15 @@ def describe(row: dict[str, Any]) -> str:
 class RaptorSink:
     """`with RaptorSink(token) as sink:` serves at `sink.url` until the block ends."""
 
-    def __init__(self, token: str, print_line: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        token: str,
+        print_line: Callable[[str], None] = print,
+        signing_secrets: Sequence[str] = (),
+    ) -> None:
         self.rows: dict[str, dict[str, Any]] = {}
         self._token = token
+        self._webhooks = [Webhook(secret) for secret in signing_secrets]
         self._print = print_line
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -50,6 +59,8 @@ class RaptorSink:
         expected = f"Bearer {self._token}".encode()
         if not hmac.compare_digest(headers.get("authorization", "").encode(), expected):
             return 401
+        if self._webhooks and not self._verified(headers, body):
+            return 401
         try:
             row = json.loads(body)
             customer, version = row["queue_customer_id"], int(row["version"])
@@ -62,6 +73,16 @@ class RaptorSink:
             self.rows[customer] = row
         self._print(f"raptor  {describe(row)}")
         return 200
+
+    def _verified(self, headers: dict[str, str], body: bytes) -> bool:
+        """Any of the secrets verifies the push (Raptor's side of a rotation)."""
+        for webhook in self._webhooks:
+            try:
+                webhook.verify(body, headers, json_parse=False)
+            except WebhookVerificationError:
+                continue
+            return True
+        return False
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         sink = self

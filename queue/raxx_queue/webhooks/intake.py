@@ -13,6 +13,7 @@ import orjson
 import structlog
 
 from raxx_queue.db.pool import Database
+from raxx_queue.log_limits import REFUSED_REQUEST_LINES, current_source
 from raxx_queue.metrics import (
     WEBHOOK_EVENTS,
     WEBHOOK_SECONDS,
@@ -34,6 +35,27 @@ from raxx_queue.webhooks.signature import verify_signature
 
 log = structlog.get_logger(__name__)
 
+_KEY_MODES = {"sk_live_": True, "rk_live_": True, "sk_test_": False, "rk_test_": False}
+
+
+def deployment_livemode(settings: Settings) -> bool | None:
+    """Whether Queue runs against live Stripe (its key's mode); None with no key or a key
+    of no known shape."""
+    key = settings.stripe_api_key
+    if key is None:
+        return None
+    return next(
+        (live for prefix, live in _KEY_MODES.items() if key.get_secret_value().startswith(prefix)),
+        None,
+    )
+
+
+def is_other_mode(livemode: object, settings: Settings) -> bool:
+    """An event of the other Stripe mode than the deployment's (a missing `livemode`
+    counts as test mode, as Queue records it)."""
+    mode = deployment_livemode(settings)
+    return mode is not None and (livemode is True) is not mode
+
 
 def verify_delivery(
     payload: bytes, signature: str | None, secrets: list[str], tolerance: int, *, endpoint: str
@@ -52,7 +74,11 @@ def verify_delivery(
 
 def reject_delivery(reason: str, size: int, *, endpoint: str) -> NoReturn:
     WEBHOOK_SIGNATURE_FAILURES.labels(reason=reason).inc()
-    log.warning("webhook_rejected", reason=reason, bytes=size, endpoint=endpoint)
+    if REFUSED_REQUEST_LINES.allow(current_source.get()):
+        suppressed = REFUSED_REQUEST_LINES.take_suppressed()
+        log.warning(
+            "webhook_rejected", reason=reason, bytes=size, endpoint=endpoint, suppressed=suppressed
+        )
     capture_security_event("stripe webhook rejected", reason=reason, endpoint=endpoint)
     raise InvalidSignature(reason) from None
 
@@ -88,13 +114,18 @@ async def receive_delivery(
     """Verify, then apply in one transaction; the result only once it is committed."""
     started = time.perf_counter()
     event = verified_event(payload, signature, settings)
+    # test-mode events reaching a live deployment (or the reverse) are recorded, not applied
+    other_mode = is_other_mode(event.get("livemode") if isinstance(event, dict) else None, settings)
     context = EventContext(
         price_tiers=price_tiers(settings),
         grace_days=settings.grace_period_days,
         dispute_access=settings.dispute_access,
         request_id=request_id,
+        ignore=other_mode,
     )
     result = await apply_stripe_event(db, event, context, stripe)
+    if other_mode and result.outcome == "ignored":
+        log.warning("webhook_other_mode_ignored", event_id=result.event_id, type=result.event_type)
     WEBHOOK_EVENTS.labels(type=result.event_type, outcome=result.outcome).inc()
     WEBHOOK_SECONDS.observe(time.perf_counter() - started)
     return result

@@ -60,6 +60,8 @@ class EventContext:
     request_id: str | None = None
     # the audit action; default "stripe.<event type>"
     action: str | None = None
+    # record the event as ignored and apply nothing (an event of the other Stripe mode)
+    ignore: bool = False
     # DISPUTE_ACCESS: whether an open dispute suspends access ("suspend") or not ("keep")
     dispute_access: str = "suspend"
 
@@ -152,6 +154,8 @@ async def apply_stripe_event(
     """Apply one verified event exactly once; a single statement, so one round trip."""
     event_id, event_type, _, obj = event_envelope(event)
     change = build_change(event_type, obj, context.price_tiers)
+    if context.ignore:
+        change = EventChange(family="ignored", object_id=change.object_id)
     observe_api_version(event.get("api_version"), context.source)
     if change.family == "dispute" and change.stripe_customer_id is None:
         change = await _dispute_customer(db, change, stripe)
