@@ -9,6 +9,7 @@ from raxx_queue.simulator.double import StripeDouble
 from raxx_queue.simulator.fixtures import fixture
 from tests.conftest import AppClient, AppFactory
 from tests.support.database import Conn
+from tests.support.logs import CapturedLogs
 from tests.support.webhooks import (
     PERIOD_END,
     T0,
@@ -55,7 +56,7 @@ async def test_new_fields_in_the_read_and_the_mirror(client: httpx.AsyncClient, 
 
 
 async def test_dunning_grace_then_suspended_then_restored(
-    client: httpx.AsyncClient, db: Conn
+    client: httpx.AsyncClient, db: Conn, captured_logs: CapturedLogs
 ) -> None:
     await subscribed(client)
     await deliver_ok(
@@ -83,6 +84,16 @@ async def test_dunning_grace_then_suspended_then_restored(
         ("unpaid", "suspended"),
         ("active", "active"),
     ]
+    # the log says it too, line by line, with the rule and the event
+    logged = [e for e in captured_logs.entries if e.get("event") == "access_changed"]
+    assert [(e["access"], e["rule"]) for e in logged] == [
+        ("active", "active"),
+        ("grace", "grace"),
+        ("suspended", "grace_lapsed"),
+        ("suspended", "unpaid"),
+        ("active", "active"),
+    ]
+    assert all(e["queue_customer_id"] == "cust_1" and e["event_id"] for e in logged)
 
 
 async def test_grace_lapsing_is_audited_with_its_rule(client: AppClient, db: Conn) -> None:

@@ -402,10 +402,11 @@ END;
 $$;
 
 -- billing_apply_stripe_event, as in billing_apply_event, with disputes, the payments
--- invoices name, and the actor of access changes
-CREATE OR REPLACE FUNCTION billing_apply_stripe_event(p jsonb)
+-- invoices name, and a change of access in its audit row and its answer (the caller logs it)
+DROP FUNCTION billing_apply_stripe_event(jsonb);
+CREATE FUNCTION billing_apply_stripe_event(p jsonb)
 RETURNS TABLE (outcome text, queue_customer_id text, mirror_changed boolean,
-               mirror_version bigint)
+               mirror_version bigint, access_change jsonb)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_created timestamptz := billing_epoch(p, 'created');
@@ -448,11 +449,11 @@ BEGIN
             p ->> 'request_id', p -> 'payload')
     ON CONFLICT ON CONSTRAINT processed_stripe_events_pkey DO NOTHING;
     IF NOT FOUND THEN
-        RETURN QUERY SELECT 'duplicate', NULL::text, false, NULL::bigint;
+        RETURN QUERY SELECT 'duplicate', NULL::text, false, NULL::bigint, NULL::jsonb;
         RETURN;
     END IF;
     IF v_family = 'ignored' THEN
-        RETURN QUERY SELECT 'ignored', NULL::text, false, NULL::bigint;
+        RETURN QUERY SELECT 'ignored', NULL::text, false, NULL::bigint, NULL::jsonb;
         RETURN;
     END IF;
 
@@ -521,7 +522,7 @@ BEGIN
 
     IF v_outcome = 'stale' THEN
         UPDATE processed_stripe_events SET outcome = 'stale' WHERE event_id = p ->> 'event_id';
-        RETURN QUERY SELECT 'stale', v_queue_id, false, NULL::bigint;
+        RETURN QUERY SELECT 'stale', v_queue_id, false, NULL::bigint, NULL::jsonb;
         RETURN;
     END IF;
 
@@ -548,7 +549,8 @@ BEGIN
                                        'before', v_mirror_before, 'after', v_mirror_after)
                     END)));
 
-    RETURN QUERY SELECT 'applied', v_queue_id, v_mirror_changed, v_mirror_version;
+    RETURN QUERY SELECT 'applied', v_queue_id, v_mirror_changed, v_mirror_version,
+        v_access_change;
 END;
 $$;
 

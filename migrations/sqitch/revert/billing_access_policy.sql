@@ -6,6 +6,7 @@ SET LOCAL client_min_messages = error;
 DROP FUNCTION billing_refresh_mirror(text);
 DROP FUNCTION billing_refresh_mirror(text, text, text, text);
 DROP FUNCTION billing_apply_dispute(jsonb, text, timestamptz, boolean);
+DROP FUNCTION billing_apply_stripe_event(jsonb);
 DROP VIEW billing_customer_state;
 DROP VIEW billing_current_subscription;
 DROP FUNCTION billing_access(text, timestamptz, timestamptz, boolean, boolean, timestamptz);

@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+import structlog
+
 from raxx_queue.db.pool import Transaction
 from raxx_queue.vocabulary import Actor
+
+log = structlog.get_logger(__name__)
 
 REFRESH_MIRROR = """
 SELECT changed, version, before, after, access_change
@@ -38,6 +43,24 @@ class MirrorChange:
     access_change: dict[str, Any] | None = None
 
 
+def log_access_change(
+    queue_customer_id: str | None, change: dict[str, Any] | str | bytes, **context: Any
+) -> None:
+    """The log's line of a change of access (the audit row holds the same, with its basis)."""
+    # a connection without the service's jsonb codec hands it over as text
+    found: dict[str, Any] = orjson.loads(change) if isinstance(change, str | bytes) else change
+    before, after = found.get("before") or {}, found.get("after") or {}
+    log.info(
+        "access_changed",
+        queue_customer_id=queue_customer_id,
+        access_before=before.get("access"),
+        access=after.get("access"),
+        access_reason=after.get("access_reason"),
+        rule=found.get("rule"),
+        **context,
+    )
+
+
 async def refresh_mirror(
     tx: Transaction,
     queue_customer_id: str,
@@ -53,6 +76,8 @@ async def refresh_mirror(
     tx.effects.mirror_changed |= row["changed"]
     # a change of access appended an audit row (billing_refresh_mirror)
     tx.effects.audited |= actor is not None and row["access_change"] is not None
+    if row["access_change"] is not None:
+        log_access_change(queue_customer_id, row["access_change"], actor=actor)
     return MirrorChange(
         changed=row["changed"],
         version=row["version"],

@@ -11,6 +11,7 @@ import structlog
 
 from raxx_queue.db.pool import Database
 from raxx_queue.errors import ServiceError
+from raxx_queue.mirror.rows import log_access_change
 from raxx_queue.vocabulary import Actor
 from raxx_queue.webhooks.api_versions import observe_api_version
 from raxx_queue.webhooks.changes import EventChange, Json, build_change, subscription_change
@@ -19,7 +20,7 @@ from raxx_queue.webhooks.errors import InvalidEvent
 log = structlog.get_logger(__name__)
 
 APPLY_EVENT = """
-SELECT outcome, queue_customer_id, mirror_changed, mirror_version
+SELECT outcome, queue_customer_id, mirror_changed, mirror_version, access_change
   FROM billing_apply_stripe_event($1::jsonb)
 """
 SAME_SECOND_CONFLICT = "QU001"
@@ -166,6 +167,8 @@ async def apply_stripe_event(
             raise
         change = await _resolve_same_second(change, event_type, context, stripe)
         row = await _apply(db, _params(event, change, context, force=True))
+    if row["access_change"] is not None:  # committed: the log says what the audit row says
+        log_access_change(row["queue_customer_id"], row["access_change"], event_id=event_id)
     return EventResult(
         event_id=event_id,
         event_type=event_type,
