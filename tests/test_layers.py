@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "redaction",
                 "settings",
                 "settings_checks",
+                "settings_types",
                 "logs",
                 "log_limits",
                 "sentry",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -17,14 +17,22 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from raxx_queue.settings_checks import (
     HOST_NAME,
     PLACEHOLDERS,  # noqa: F401 - still importable from here
-    check_real_secret,
     production_problems,
     shared_tokens,
+)
+from raxx_queue.settings_types import (
+    CommaList,
+    MirrorKey,
+    MirrorSecretList,
+    RealSecret,
+    SecretList,
+    TokenList,
+    require_ssl,
 )
 from raxx_queue.webhook_keys import (
     MIRROR_KEY_PREFIX,
@@ -73,22 +81,6 @@ class ConfigError(Exception):
     """A start-up configuration problem; the message names variables, never values."""
 
 
-def _split_secrets(value: Any) -> Any:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
-
-
-def require_ssl(url: str) -> str:
-    """Add sslmode=require to a Postgres URL unless it already sets sslmode."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    if "sslmode" in query:
-        return url
-    query["sslmode"] = "require"
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
 class Settings(BaseSettings):
     """Every variable of SPEC §2. Secrets are SecretStr and have no defaults."""
 
@@ -118,10 +110,10 @@ class Settings(BaseSettings):
     )
     stripe_secret_key: SecretStr | None = None
     stripe_api_base: HttpUrl | None = None
-    stripe_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    stripe_webhook_secret: SecretList = Field(default_factory=list)
     stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=86_400)
     # secrets of the thin-event destination (event notifications), comma-separated
-    stripe_thin_webhook_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    stripe_thin_webhook_secret: SecretList = Field(default_factory=list)
     # how often the catch-up of missed events runs (0: never); it needs a Stripe key
     stripe_event_catchup_seconds: int = Field(default=300, ge=0, le=86_400)
     stripe_price_id_pro: str | None = None
@@ -129,17 +121,17 @@ class Settings(BaseSettings):
 
     # bearer tokens of each caller, comma-separated: a new one is added beside the old
     # one, callers move over, then the old one is removed (rotation without an outage)
-    queue_service_token_raptor: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    queue_service_token_console: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    queue_service_token_raptor: TokenList = Field(default_factory=list)
+    queue_service_token_console: TokenList = Field(default_factory=list)
     # read-only tokens of GET /metrics (the scraper), comma-separated
-    metrics_token: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    metrics_token: TokenList = Field(default_factory=list)
     raptor_mirror_url: HttpUrl | None = None
-    raptor_mirror_token: SecretStr | None = None
+    raptor_mirror_token: RealSecret | None = None
     # Standard Webhooks secrets signing every push (`whsec_…`, comma-separated: one
     # signature per secret during a rotation), and an optional ed25519 key (`whsk_…`)
-    raptor_mirror_signing_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    raptor_mirror_signing_key: SecretStr | None = None
-    billing_audit_hmac_key: SecretStr | None = None
+    raptor_mirror_signing_secret: MirrorSecretList = Field(default_factory=list)
+    raptor_mirror_signing_key: MirrorKey | None = None
+    billing_audit_hmac_key: RealSecret | None = None
     grace_period_days: int = Field(default=7, ge=0, le=90)
     # stored Stripe event payloads are stripped to ids after this many days (0: never)
     event_payload_retention_days: int = Field(default=35, ge=0, le=3650)
@@ -150,29 +142,11 @@ class Settings(BaseSettings):
     checkout_success_url: HttpUrl | None = None
     checkout_cancel_url: HttpUrl | None = None
     # hosts a request may send Stripe's pages back to (besides the defaults' hosts)
-    redirect_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redirect_allowed_hosts: CommaList = Field(default_factory=list)
 
     sentry_dsn: SecretStr | None = None
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.JSON
-
-    @field_validator(
-        "stripe_webhook_secret",
-        "stripe_thin_webhook_secret",
-        "raptor_mirror_signing_secret",
-        "queue_service_token_raptor",
-        "queue_service_token_console",
-        "metrics_token",
-        mode="before",
-    )
-    @classmethod
-    def _parse_secrets(cls, value: Any) -> Any:
-        return _split_secrets(value)
-
-    @field_validator("redirect_allowed_hosts", mode="before")
-    @classmethod
-    def _parse_hosts(cls, value: Any) -> Any:
-        return _split_secrets(value)
 
     @field_validator("redirect_allowed_hosts")
     @classmethod
@@ -204,34 +178,6 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
-        return value
-
-    @field_validator("raptor_mirror_token", "billing_audit_hmac_key")
-    @classmethod
-    def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            check_real_secret(value)
-        return value
-
-    @field_validator("queue_service_token_raptor", "queue_service_token_console", "metrics_token")
-    @classmethod
-    def _no_placeholder_token(cls, value: list[SecretStr]) -> list[SecretStr]:
-        for token in value:
-            check_real_secret(token)
-        return value
-
-    @field_validator("raptor_mirror_signing_secret")
-    @classmethod
-    def _check_mirror_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
-        for secret in value:
-            decode_base64_key(secret.get_secret_value(), MIRROR_SECRET_PREFIX, MIRROR_SECRET_SIZES)
-        return value
-
-    @field_validator("raptor_mirror_signing_key")
-    @classmethod
-    def _check_mirror_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            decode_base64_key(value.get_secret_value(), MIRROR_KEY_PREFIX, MIRROR_KEY_SIZES)
         return value
 
     @field_validator("database_url")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from raxx_queue.simulator.double import RecordedRequest, StripeDouble
+from raxx_queue.simulator.double import StripeDouble
 from raxx_queue.simulator.objects import customer_obj, subscription_obj
+from raxx_queue.simulator.recording import RecordedRequest
 from tests.support import seed, values
 from tests.support.database import Conn
 

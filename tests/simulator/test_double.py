@@ -8,10 +8,11 @@ import pytest
 import stripe
 import stripe.params
 
-from raxx_queue.simulator.double import StripeDouble, make_stripe_client
+from raxx_queue.simulator.double import StripeDouble
 from raxx_queue.simulator.events import build_event
 from raxx_queue.simulator.form import decode_form
 from raxx_queue.simulator.objects import customer_obj, subscription_obj
+from raxx_queue.simulator.transport import make_stripe_client
 
 NOW = 1_760_000_000
 PRICE_PRO = "price_pro_monthly"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from raxx_queue.simulator.double import StripeDouble, make_stripe_client
+from raxx_queue.simulator.double import StripeDouble
 from raxx_queue.simulator.events import build_event, customer_obj, invoice_obj
+from raxx_queue.simulator.transport import make_stripe_client
 
 NOW = 1_760_000_000
 

@@ -13,8 +13,9 @@ import stripe
 
 from raxx_queue.simulator import lifecycle
 from raxx_queue.simulator.clock import SimulatedClock
-from raxx_queue.simulator.double import StripeDouble, make_stripe_client
+from raxx_queue.simulator.double import StripeDouble
 from raxx_queue.simulator.fixtures import Json
+from raxx_queue.simulator.transport import make_stripe_client
 from raxx_queue.stripe_gateway import STRIPE_API_VERSION
 
 PRICE = "price_pro_monthly"

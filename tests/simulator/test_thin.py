@@ -8,13 +8,14 @@ import pytest
 import stripe
 import stripe.events
 
-from raxx_queue.simulator.double import StripeDouble, make_stripe_client
+from raxx_queue.simulator.double import StripeDouble
 from raxx_queue.simulator.events import build_event, signed, subscription_obj
 from raxx_queue.simulator.thin import (
     EVENT_GENERATION_FAILURE_RESOLVED,
     event_generation_failure,
     thin_for_snapshot,
 )
+from raxx_queue.simulator.transport import make_stripe_client
 
 SECRET = "whsec_thin_test"
 

@@ -7,7 +7,8 @@ import time
 import orjson
 import pytest
 
-from raxx_queue.simulator.double import FailureKind, StripeDouble
+from raxx_queue.simulator.double import StripeDouble
+from raxx_queue.simulator.recording import FailureKind
 from raxx_queue.stripe_gateway import build_stripe_gateway
 from raxx_queue.webhooks.event_listing import (
     HANDLED_TYPES,

@@ -9,104 +9,36 @@
 Responses are Stripe's official fixtures with the request's values written in; state is
 in memory; every request is recorded; `Idempotency-Key` replays the first answer; failures
 can be scripted with `fail_next` / `fail_always`.
-
-Wiring: `stripe.HTTPXClient` takes no transport, so `TransportHTTPXClient` (production's class,
-from `raxx_queue.stripe_gateway`) swaps in an `httpx.AsyncClient` built on `double.transport`. The
-gateway builds its client the same way; `create_app(settings, stripe_transport=...)` passes it::
-
-    http = httpx.AsyncClient(transport=double.transport)        # transport=None in production
-    client = stripe.StripeClient(
-        "sk_test_queue",
-        http_client=TransportHTTPXClient(http),
-        base_addresses={"api": STRIPE_DOUBLE_API_BASE},           # STRIPE_API_BASE when set
-        max_network_retries=0,
-    )
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import hmac
 import json
 import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import httpx
 import stripe
 
 from raxx_queue.simulator.fixtures import Json
-from raxx_queue.simulator.form import decode_form
+from raxx_queue.simulator.recording import (
+    FailureKind,
+    KeptAnswer,
+    RecordedRequest,
+    ScriptedFailure,
+    failure_answer,
+    idempotency_mismatch,
+    record_of,
+)
 from raxx_queue.simulator.routes import resolve
 from raxx_queue.simulator.state import Call, StripeApiError, StripeState, card_declined
-from raxx_queue.simulator.transport import InstantRetryHTTPXClient
 
-STRIPE_DOUBLE_API_BASE = "https://api.stripe.test"
 T = TypeVar("T")
-
-FailureKind = Literal[
-    "card_declined",  # 402 card_error; the endpoint ran, so the answer is kept for its key
-    "server_error",  # 500 api_error, before the endpoint ran
-    "rate_limit",  # 429, before the endpoint ran
-    "auth",  # 401, before the endpoint ran
-    "timeout",  # httpx.ReadTimeout, nothing happened at Stripe
-    "connect_timeout",  # httpx.ConnectTimeout, nothing happened at Stripe
-    "lost_response",  # the endpoint ran (and kept its answer), then httpx.ReadTimeout
-]
-
-
-@dataclass
-class ScriptedFailure:
-    """One scripted failure for requests whose path starts with `path_prefix`."""
-
-    kind: FailureKind
-    path_prefix: str
-    method: str | None = None
-    remaining: int | None = 1  # None: until cleared
-    decline_code: str = "insufficient_funds"
-    retry_after: int | None = None  # a `Retry-After` header on the answer (rate_limit)
-    after: int = 0  # matching requests let through before the failures start
-
-    def matches(self, method: str, path: str) -> bool:
-        """Whether a request is hit by this failure."""
-        return path.startswith(self.path_prefix) and self.method in (None, method)
-
-
-@dataclass(eq=False)
-class RecordedRequest:
-    """A request as it reached the double. The API key itself is never kept."""
-
-    method: str
-    path: str
-    query: Json
-    form: Json
-    idempotency_key: str | None
-    stripe_version: str | None
-    has_authorization: bool
-    api_key_accepted: bool  # the bearer key is the one the double was built with (or any)
-    headers: dict[str, str] = field(repr=False)  # without Authorization
-    body: str = field(repr=False)
-    status: int | None = None  # None when the transport raised
-    replayed: bool = False
-    failure: FailureKind | None = None
-
-    @property
-    def params(self) -> Json:
-        """The form body of a POST, the query otherwise."""
-        return self.form if self.method == "POST" else self.query
-
-
-@dataclass(frozen=True)
-class _KeptAnswer:
-    method: str
-    path: str
-    form: Json
-    status: int
-    payload: Json
 
 
 class StripeDouble:
@@ -128,7 +60,7 @@ class StripeDouble:
         self._state = StripeState(clock=clock, rng=random.Random(seed))
         self._requests: list[RecordedRequest] = []
         self._failures: list[ScriptedFailure] = []
-        self._answers: dict[str, _KeptAnswer] = {}
+        self._answers: dict[str, KeptAnswer] = {}
         self._amendments: dict[str, Callable[[Json], None]] = {}
         self._delays: dict[str, float] = {}
         self.transport = httpx.MockTransport(self.handle)
@@ -290,7 +222,7 @@ class StripeDouble:
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         """The transport's handler: record, maybe fail, else answer as Stripe would."""
-        record = _record_of(request, self._api_key)
+        record = record_of(request, self._api_key)
         with self._lock:
             delay = next(
                 (s for prefix, s in self._delays.items() if record.path.startswith(prefix)), 0.0
@@ -303,7 +235,7 @@ class StripeDouble:
             if failure is None or failure.kind in ("card_declined", "lost_response"):
                 status, payload, record.replayed = self._execute(record, failure)
             else:
-                status, payload = _failure_answer(failure, request)
+                status, payload = failure_answer(failure, request)
             lost = failure is not None and failure.kind == "lost_response"
             record.status = None if lost else status
         if lost:
@@ -339,7 +271,7 @@ class StripeDouble:
         status, payload = self._dispatch(record, failure)
         # Stripe keeps the answer of an endpoint that ran; rejected validation is not kept.
         if key is not None and (status < 400 or status == 402):
-            self._answers[key] = _KeptAnswer(
+            self._answers[key] = KeptAnswer(
                 record.method, record.path, record.form, status, payload
             )
         return status, payload, False
@@ -352,15 +284,9 @@ class StripeDouble:
             return StripeApiError(401, "invalid_request_error", "Invalid API Key provided.")
         return None
 
-    def _replay(self, record: RecordedRequest, kept: _KeptAnswer) -> tuple[int, Json, bool]:
+    def _replay(self, record: RecordedRequest, kept: KeptAnswer) -> tuple[int, Json, bool]:
         if (kept.method, kept.path, kept.form) != (record.method, record.path, record.form):
-            error = StripeApiError(
-                400,
-                "idempotency_error",
-                "Keys for idempotent requests can only be used with the same parameters they "
-                f"were first used with. Try using a key other than '{record.idempotency_key}' "
-                "if you meant to execute a different request.",
-            )
+            error = idempotency_mismatch(record.idempotency_key)
             return error.status, error.body, False
         return kept.status, copy.deepcopy(kept.payload), True
 
@@ -391,61 +317,3 @@ class StripeDouble:
         if record.replayed:
             headers["Idempotent-Replayed"] = "true"
         return httpx.Response(status, headers=headers, content=json.dumps(payload).encode())
-
-
-def _record_of(request: httpx.Request, api_key: str | None) -> RecordedRequest:
-    body = request.content.decode()
-    headers = {name: value for name, value in request.headers.items() if name != "authorization"}
-    authorization = request.headers.get("authorization", "")
-    return RecordedRequest(
-        method=request.method,
-        path=request.url.path,
-        query=decode_form(request.url.query.decode()),
-        form=decode_form(body) if request.method == "POST" else {},
-        idempotency_key=request.headers.get("idempotency-key"),
-        stripe_version=request.headers.get("stripe-version"),
-        has_authorization=authorization.startswith("Bearer "),
-        api_key_accepted=api_key is None
-        or hmac.compare_digest(authorization.encode(), f"Bearer {api_key}".encode()),
-        headers=headers,
-        body=body,
-    )
-
-
-def _failure_answer(failure: ScriptedFailure, request: httpx.Request) -> tuple[int, Json]:
-    if failure.kind == "timeout":
-        raise httpx.ReadTimeout("scripted: read timed out", request=request)
-    if failure.kind == "connect_timeout":
-        raise httpx.ConnectTimeout("scripted: connect timed out", request=request)
-    error = {
-        "server_error": StripeApiError(500, "api_error", "An unknown error occurred (scripted)."),
-        "rate_limit": StripeApiError(
-            429,
-            "invalid_request_error",
-            "Request rate limit exceeded. Learn more about rate limits here "
-            "https://stripe.com/docs/rate-limits.",
-            code="rate_limit",
-        ),
-        "auth": StripeApiError(
-            401, "invalid_request_error", "Invalid API Key provided: sk_test_****"
-        ),
-    }[failure.kind]
-    return error.status, error.body
-
-
-def make_stripe_client(
-    double: StripeDouble,
-    *,
-    max_network_retries: int = 0,
-    api_key: str = "sk_test_queue_double",
-    stripe_version: str | None = None,
-) -> stripe.StripeClient:
-    """A real `stripe.StripeClient` whose requests reach `double`; retries do not sleep."""
-    http_client = InstantRetryHTTPXClient(httpx.AsyncClient(transport=double.transport))
-    return stripe.StripeClient(
-        api_key,
-        http_client=http_client,
-        base_addresses={"api": STRIPE_DOUBLE_API_BASE},
-        max_network_retries=max_network_retries,
-        stripe_version=stripe_version,
-    )

@@ -23,10 +23,10 @@ from raxx_queue.simulator.fixtures import Json, fixture
 from raxx_queue.simulator.objects import (
     checkout_session_obj,
     customer_obj,
-    invoice_obj,
     new_id,
     subscription_obj,
 )
+from raxx_queue.simulator.payment_objects import invoice_obj
 
 __all__ = [
     "DEFAULT_EVENT_API_VERSION",

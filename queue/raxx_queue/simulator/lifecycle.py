@@ -13,7 +13,7 @@ import copy
 from collections.abc import Iterator
 from typing import Literal
 
-from raxx_queue.simulator import objects
+from raxx_queue.simulator import objects, payment_objects
 from raxx_queue.simulator.fixtures import Json
 from raxx_queue.simulator.state import StripeApiError, StripeState, resource_missing
 
@@ -106,7 +106,7 @@ def renewal_invoice(state: StripeState, subscription: Json) -> Json:
     """The invoice of the subscription's current period, open (or draft while paused)."""
     item = subscription["items"]["data"][0]
     paused = subscription.get("pause_collection")
-    invoice = objects.invoice_obj(
+    invoice = payment_objects.invoice_obj(
         state.new_id("in_"),
         subscription["customer"],
         subscription["id"],

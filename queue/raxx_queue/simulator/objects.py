@@ -27,7 +27,7 @@ def new_id(prefix: str, rng: random.Random | None = None, *, length: int = 24) -
     return prefix + "".join(rng.choice(_ALPHABET) for _ in range(length))
 
 
-def _now(created: int | None) -> int:
+def now_or(created: int | None) -> int:
     return int(time.time()) if created is None else created
 
 
@@ -48,7 +48,7 @@ def customer_obj(
         id=id,
         email=email,
         name=name,
-        created=_now(created),
+        created=now_or(created),
         discount=None,
         shipping=None,
         metadata={**linked, **(metadata or {})},
@@ -67,7 +67,7 @@ def deleted_customer_obj(id: str) -> Json:
 def payment_method_obj(id: str, customer: str | None, *, created: int | None = None) -> Json:
     """A card payment method (Visa 4242), attached to `customer` when given."""
     method = fixture("payment_method")
-    method.update(id=id, customer=customer, created=_now(created), metadata={})
+    method.update(id=id, customer=customer, created=now_or(created), metadata={})
     return method
 
 
@@ -185,7 +185,7 @@ def subscription_obj(
         pending_invoice_item_interval=None,
         next_pending_invoice_item_invoice=None,
         transfer_data=None,
-        items=_list([item], f"/v1/subscription_items?subscription={id}"),
+        items=list_obj([item], f"/v1/subscription_items?subscription={id}"),
     )
     if legacy_shape:
         subscription.update(
@@ -197,189 +197,8 @@ def subscription_obj(
     return subscription
 
 
-def _list(data: list[Json], url: str) -> Json:
+def list_obj(data: list[Json], url: str) -> Json:
     return {"object": "list", "data": data, "has_more": False, "url": url}
-
-
-def invoice_obj(
-    id: str,
-    customer: str,
-    subscription: str | None,
-    status: str,
-    paid: bool | None = None,
-    legacy_shape: bool = False,
-    *,
-    amount_due: int = DEFAULT_AMOUNT,
-    created: int | None = None,
-    price_id: str | None = None,
-    billing_reason: str = "subscription_cycle",
-    attempt_count: int = 0,
-    payment_intent: str | None = None,
-) -> Json:
-    """An invoice; `paid` defaults to `status == "paid"` (a field only in the legacy shape)."""
-    when = _now(created)
-    is_paid = status == "paid" if paid is None else paid
-    invoice = fixture("invoice")
-    invoice.update(
-        id=id,
-        customer=customer,
-        status=status,
-        created=when,
-        effective_at=None if status == "draft" else when,
-        period_start=when,
-        period_end=when,
-        billing_reason=billing_reason,
-        amount_due=amount_due,
-        amount_paid=amount_due if is_paid else 0,
-        amount_remaining=0 if is_paid else amount_due,
-        amount_overpaid=0,
-        subtotal=amount_due,
-        subtotal_excluding_tax=amount_due,
-        total=amount_due,
-        total_excluding_tax=amount_due,
-        attempt_count=attempt_count,
-        attempted=attempt_count > 0 or is_paid,
-        due_date=None,
-        from_invoice=None,
-        last_finalization_error=None,
-        next_payment_attempt=None,
-        webhooks_delivered_at=when,
-        shipping_cost=None,
-        status_transitions=_status_transitions(status, when, is_paid),
-        lines=_list(
-            [_invoice_line(id, subscription, price_id, amount_due, when, legacy_shape)],
-            f"/v1/invoices/{id}/lines",
-        ),
-    )
-    if legacy_shape:
-        del invoice["parent"]
-        invoice.update(subscription=subscription, paid=is_paid, payment_intent=payment_intent)
-    else:
-        del invoice["subscription"]
-        invoice["parent"] = _invoice_parent(subscription)
-    return invoice
-
-
-def _status_transitions(status: str, when: int, is_paid: bool) -> Json:
-    return {
-        "finalized_at": None if status == "draft" else when,
-        "marked_uncollectible_at": when if status == "uncollectible" else None,
-        "paid_at": when if is_paid else None,
-        "voided_at": when if status == "void" else None,
-    }
-
-
-def _invoice_parent(subscription: str | None) -> Json | None:
-    if subscription is None:
-        return None
-    return {
-        "type": "subscription_details",
-        "quote_details": None,
-        "subscription_details": {"metadata": {}, "subscription": subscription},
-    }
-
-
-def _invoice_line(
-    invoice: str,
-    subscription: str | None,
-    price_id: str | None,
-    amount: int,
-    when: int,
-    legacy_shape: bool,
-) -> Json:
-    line: Json = fixture("invoice")["lines"]["data"][0]
-    line.update(
-        id=new_id("il_"),
-        invoice=invoice,
-        amount=amount,
-        subtotal=amount,
-        description="1 x Queue subscription",
-        period={"start": when, "end": when + MONTH_SECONDS},
-        discountable=True,
-    )
-    if legacy_shape:
-        del line["parent"], line["pricing"]
-        line.update(
-            subscription=subscription,
-            type="subscription",
-            price=price_obj(price_id) if price_id else None,
-        )
-        return line
-    line["subscription"] = None
-    line["pricing"] = {
-        "type": "price_details",
-        "price_details": {"price": price_id, "product": "prod_QXg1hqf4jFNsqG"},
-        "unit_amount_decimal": str(amount),
-    }
-    line["parent"] = _line_parent(subscription)
-    return line
-
-
-def _line_parent(subscription: str | None) -> Json | None:
-    if subscription is None:
-        return None
-    return {
-        "type": "subscription_item_details",
-        "invoice_item_details": None,
-        "subscription_item_details": {
-            "invoice_item": None,
-            "proration": False,
-            "proration_details": {"credited_items": None},
-            "subscription": subscription,
-            "subscription_item": None,
-        },
-    }
-
-
-def payment_intent_obj(
-    id: str,
-    amount: int,
-    customer: str | None,
-    status: str = "requires_payment_method",
-    *,
-    created: int | None = None,
-    client_secret: str | None = None,
-    payment_method: str | None = None,
-) -> Json:
-    """A card payment intent whose `client_secret` the browser confirms."""
-    intent = fixture("payment_intent")
-    intent.update(
-        id=id,
-        amount=amount,
-        amount_received=amount if status == "succeeded" else 0,
-        customer=customer,
-        status=status,
-        created=_now(created),
-        client_secret=client_secret or f"{id}_secret_{new_id('')}",
-        payment_method=payment_method,
-        canceled_at=None,
-        last_payment_error=None,
-        next_action=None,
-        processing=None,
-        transfer_data=None,
-        automatic_payment_methods=None,
-    )
-    return intent
-
-
-def invoice_payment_obj(
-    id: str, invoice: str, payment_intent: str, amount: int, status: str, *, created: int
-) -> Json:
-    """The link between an invoice and the payment intent that pays it (current API)."""
-    payment = fixture("invoice_payment")
-    payment.update(
-        id=id,
-        invoice=invoice,
-        amount_requested=amount,
-        amount_paid=amount if status == "paid" else None,
-        created=created,
-        currency="usd",
-        livemode=False,
-        status=status,
-        payment={"type": "payment_intent", "payment_intent": payment_intent},
-        status_transitions={"canceled_at": None, "paid_at": created if status == "paid" else None},
-    )
-    return payment
 
 
 def checkout_session_obj(
@@ -399,7 +218,7 @@ def checkout_session_obj(
     metadata: dict[str, str] | None = None,
 ) -> Json:
     """A Checkout Session; `url` is only set while the session is open."""
-    when = _now(created)
+    when = now_or(created)
     session = fixture("checkout.session")
     session.update(
         id=id,
@@ -438,7 +257,7 @@ def portal_session_obj(
         customer=customer,
         return_url=return_url,
         url=url,
-        created=_now(created),
+        created=now_or(created),
         flow=None,
         livemode=False,
     )

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from raxx_queue.simulator import routes_billing as billing
 from raxx_queue.simulator import routes_customers as customers
+from raxx_queue.simulator import routes_subscriptions as subscriptions
 from raxx_queue.simulator.fixtures import Json
 from raxx_queue.simulator.state import (
     Call,
@@ -100,14 +101,14 @@ _TABLE: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/v1/customers", customers.list_customers),
     ("GET", f"/v1/customers/{_ID}", customers.retrieve_customer),
     ("POST", f"/v1/customers/{_ID}", customers.update_customer),
-    ("DELETE", f"/v1/customers/{_ID}", billing.delete_customer),
+    ("DELETE", f"/v1/customers/{_ID}", subscriptions.delete_customer),
     ("POST", f"/v1/payment_methods/{_ID}/attach", customers.attach_payment_method),
     ("GET", f"/v1/payment_methods/{_ID}", customers.retrieve_payment_method),
-    ("POST", "/v1/subscriptions", billing.create_subscription),
-    ("GET", "/v1/subscriptions", billing.list_subscriptions),
-    ("GET", f"/v1/subscriptions/{_ID}", billing.retrieve_subscription),
-    ("POST", f"/v1/subscriptions/{_ID}", billing.update_subscription),
-    ("DELETE", f"/v1/subscriptions/{_ID}", billing.cancel_subscription),
+    ("POST", "/v1/subscriptions", subscriptions.create_subscription),
+    ("GET", "/v1/subscriptions", subscriptions.list_subscriptions),
+    ("GET", f"/v1/subscriptions/{_ID}", subscriptions.retrieve_subscription),
+    ("POST", f"/v1/subscriptions/{_ID}", subscriptions.update_subscription),
+    ("DELETE", f"/v1/subscriptions/{_ID}", subscriptions.cancel_subscription),
     ("GET", "/v1/invoices", billing.list_invoices),
     ("GET", f"/v1/invoices/{_ID}", billing.retrieve_invoice),
     ("GET", f"/v1/charges/{_ID}", retrieve_charge),

@@ -12,7 +12,7 @@ from raxx_queue.simulator import lifecycle
 from raxx_queue.simulator.clock import SimulatedClock
 from raxx_queue.simulator.double import StripeDouble
 from raxx_queue.simulator.fixtures import Json
-from raxx_queue.simulator.routes_billing import delete_customer
+from raxx_queue.simulator.routes_subscriptions import delete_customer
 from raxx_queue.simulator.state import Call, StripeApiError, StripeState
 from raxx_queue.simulator.webhooks import WebhookSender
 
