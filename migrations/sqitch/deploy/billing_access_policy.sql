@@ -114,8 +114,8 @@ VALUES
     (130, 'active', '{active}', NULL, NULL, NULL, NULL, 'active', NULL,
      'The subscription is paid up.');
 
--- A customer's access at p_at: the deciding rule, and when access would next change by
--- time alone (a grace window ending, a paused collection's paid period ending). One row
+-- A customer's access at p_at: the deciding rule, and when it may next change by time
+-- alone (a grace window ending, a paused collection's paid period ending). One row
 -- (every combination of facts meets a rule: tests/billing/test_access_policy_doc.py); a
 -- set-returning SQL function so that the planner inlines it into the views.
 CREATE FUNCTION billing_access(
@@ -123,11 +123,11 @@ CREATE FUNCTION billing_access(
     p_dispute_open boolean, p_customer_deleted boolean, p_at timestamptz)
 RETURNS TABLE (access text, access_reason text, rule text, due_at timestamptz)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    -- any instant still ahead can change the deciding rule (the reason, if not the
+    -- access: a lapsed grace window under paused collection becomes collection_paused)
     SELECT r.access, r.access_reason, r.rule,
-           CASE WHEN r.access IN ('active', 'trialing', 'grace') THEN
-               least(CASE WHEN r.access = 'grace' THEN p_grace_until END,
-                     CASE WHEN p_pause_paid_through > p_at THEN p_pause_paid_through END)
-           END
+           least(CASE WHEN p_grace_until > p_at THEN p_grace_until END,
+                 CASE WHEN p_pause_paid_through > p_at THEN p_pause_paid_through END)
       FROM billing_access_rule AS r
      WHERE (r.statuses IS NULL OR coalesce(p_status, 'none') = ANY (r.statuses))
        AND (r.customer_deleted IS NULL OR r.customer_deleted = coalesce(p_customer_deleted, false))
