@@ -113,6 +113,7 @@ def test_restricted_key_wins_over_secret_key(clean_env: pytest.MonkeyPatch) -> N
         ("QUEUE_ENV", "qa-cluster"),
         ("FLAG_QUEUE_BILLING", "maybe"),
         ("GRACE_PERIOD_DAYS", "-1"),
+        ("DISPUTE_ACCESS", "lenient"),
         ("DATABASE_POOL_SIZE", "0"),
         ("DATABASE_POOL_MODE", "statement"),
         ("DATABASE_CONNECTION_LIMIT", "0"),

@@ -61,6 +61,13 @@ STRIPE_EVENT_LAG = Gauge(
 CATCHUP_APPLIED = Counter(
     "queue_catchup_applied_total", "Events the catch-up applied (none had arrived)", ["type"]
 )
+# every event applied (webhook, replay, catch-up, reconcile) by the API version it was
+# rendered in: a version still arriving after an upgrade is visible here
+STRIPE_EVENTS_BY_API_VERSION = Counter(
+    "queue_stripe_events_by_api_version_total",
+    "Stripe events applied, by the API version of their payload and how they arrived",
+    ["api_version", "source"],
+)
 CATCHUP_RUNS = Counter("queue_catchup_runs_total", "Catch-up runs by outcome", ["outcome"])
 SUPPRESSED = Counter(
     "queue_log_suppressed_total",

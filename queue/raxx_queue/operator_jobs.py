@@ -106,6 +106,7 @@ async def run_replay(
     context = EventContext(
         price_tiers=price_tiers(settings),
         grace_days=settings.grace_period_days,
+        dispute_access=settings.dispute_access,
         source="replay",
     )
     async with job_resources(settings) as resources:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     grace_period_days: int = Field(default=7, ge=0, le=90)
     # stored Stripe event payloads are stripped to ids after this many days (0: never)
     event_payload_retention_days: int = Field(default=35, ge=0, le=3650)
+    # an open dispute on a customer's payment suspends access ("suspend") or not ("keep")
+    dispute_access: Literal["suspend", "keep"] = "suspend"
 
     portal_return_url: HttpUrl | None = None
     checkout_success_url: HttpUrl | None = None

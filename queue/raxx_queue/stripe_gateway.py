@@ -171,6 +171,10 @@ class StripeGateway:
         with mapped_errors("invoices.retrieve"):
             return (await self._v1.invoices.retrieve_async(invoice_id)).to_dict()
 
+    async def retrieve_charge(self, charge_id: str) -> Obj:
+        with mapped_errors("charges.retrieve"):
+            return (await self._v1.charges.retrieve_async(charge_id)).to_dict()
+
     # Checkout and the Customer Portal
 
     async def create_checkout_session(

@@ -29,6 +29,21 @@ STRIPE_SUBSCRIPTION_STATUSES = frozenset(get_args(StripeSubscriptionStatus))
 # A customer's subscription status in Queue's reads and mirror: Stripe's, or none.
 SubscriptionStatus = Literal["none", StripeSubscriptionStatus]
 
+# A customer's access under the policy (deploy/billing_access_policy.sql, the table
+# billing_access_rule; docs/access-policy.md), and the reason when it is not plain.
+Access = Literal["active", "trialing", "grace", "suspended", "ended", "none"]
+ENTITLING_ACCESS = frozenset({"active", "trialing", "grace"})
+AccessReason = Literal[
+    "payment_failed",
+    "unpaid",
+    "paused",
+    "collection_paused",
+    "dispute",
+    "canceled",
+    "incomplete",
+    "customer_deleted",
+]
+
 INVOICE_STATUSES = frozenset({"draft", "open", "paid", "uncollectible", "void"})
 
 # The platform's id of a customer (SPEC §3).

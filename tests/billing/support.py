@@ -64,10 +64,13 @@ async def count(db: Conn, table: str) -> int:
     return total
 
 
-async def audit_rows(db: Conn) -> list[dict[str, Any]]:
+async def audit_rows(db: Conn, *, with_access: bool = False) -> list[dict[str, Any]]:
+    """The flows' audit rows; the access policy's own rows (access.changed, proved in
+    tests/webhooks/test_access_policy.py) only when asked for."""
     rows = await db.fetch(
         "SELECT actor, action, queue_customer_id, stripe_object_id, request_id, summary"
-        " FROM billing_action_log ORDER BY id"
+        " FROM billing_action_log WHERE $1 OR action <> 'access.changed' ORDER BY id",
+        with_access,
     )
     return [{**row, "summary": json.loads(row["summary"])} for row in rows]
 

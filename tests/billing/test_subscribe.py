@@ -103,6 +103,11 @@ async def test_new_customer_subscribes_with_exactly_these_stripe_calls(
         "stored": "inserted",
     }
     assert EMAIL not in str(audit)
+    # the incomplete subscription is the customer's first access state: audited as its caller
+    access = [a for a in await audit_rows(db, with_access=True) if a["action"] == "access.changed"]
+    assert [(a["actor"], a["request_id"], a["summary"]["access"]["rule"]) for a in access] == [
+        ("raptor", "req-subscribe-1", "incomplete")
+    ]
 
 
 async def test_linked_customer_is_not_created_again(

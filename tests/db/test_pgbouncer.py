@@ -152,7 +152,9 @@ async def test_grace_expiry(pooled: AppClient, db: Conn) -> None:
     await deliver_ok(pooled, invoice_event("invoice.payment_failed", status="open", created=T0 + 5))
     past = datetime.now(UTC) - timedelta(seconds=1)
     await db.execute("UPDATE billing_subscription SET grace_until = $1", past)
-    await db.execute("UPDATE billing_subscription_mirror SET grace_until = $1", past)
+    await db.execute(
+        "UPDATE billing_subscription_mirror SET grace_until = $1, access_due_at = $1", past
+    )
     job = pooled.services.workers.grace
     assert job is not None
     assert await job.run_once() == 1

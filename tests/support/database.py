@@ -31,6 +31,8 @@ TABLES = (
     "billing_job_run",
     "billing_mirror_destination",
     "billing_erased_reference",
+    "billing_dispute",
+    "billing_payment_ref",
 )
 
 

@@ -10,6 +10,7 @@ import orjson
 
 from raxx_queue.simulator.double import StripeDouble
 from raxx_queue.webhooks.catchup import Window
+from raxx_queue.webhooks.event_listing import HANDLED_TYPES, type_groups
 from tests.support import values
 from tests.support.catchup import (
     audit_verified,
@@ -157,8 +158,10 @@ async def test_the_checkpoint_moves_only_past_what_was_applied_and_the_next_run_
             await deliver_ok(client, event)
         for event in rest:
             stripe_double.add_event(event, delivered=True)  # only the window finds them
-        # Stripe fails for good from the third slice of the window on
-        stripe_double.fail_always("/v1/events", "server_error", after=4)
+        # Stripe fails for good from the third slice of the window on (each read is one
+        # request per group of types)
+        groups = len(type_groups(HANDLED_TYPES))
+        stripe_double.fail_always("/v1/events", "server_error", after=4 * groups)
         failed = await worker(client).run_once(force=True)
         through = await _checkpoint(db)
         applied_so_far = await db.fetchval(

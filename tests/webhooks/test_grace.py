@@ -128,7 +128,9 @@ async def test_grace_expiry_without_an_event_is_applied_by_the_job(
     # time passes: the grace window is now over, and no event will say so
     past = datetime.now(UTC) - timedelta(seconds=1)
     await db.execute("UPDATE billing_subscription SET grace_until = $1", past)
-    await db.execute("UPDATE billing_subscription_mirror SET grace_until = $1", past)
+    await db.execute(
+        "UPDATE billing_subscription_mirror SET grace_until = $1, access_due_at = $1", past
+    )
 
     job = client.services.workers.grace
     assert job is not None

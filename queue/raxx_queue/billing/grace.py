@@ -1,12 +1,17 @@
-"""Ends grace windows that expire without an event (safe with several processes).
+"""Applies the access changes that time alone makes (safe with several processes).
 
-The rules of the window are SQL (deploy/billing_grace.sql, billing_entitled); this job
-only notices when one lapses with no event to say so, and recomputes the mirror.
+A grace window lapsing, or the period paid before collection was paused ending, changes
+access with no event to say so. The rules are SQL (deploy/billing_grace.sql, the access
+policy in deploy/billing_access_policy.sql); the mirror row keeps the next such time
+(access_due_at), and this job recomputes the rows whose time has come, each once: the
+recomputation takes the customer's lock and is idempotent, and a change of access is
+audited with the rule that decided it (billing_refresh_mirror).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import structlog
 
@@ -22,14 +27,19 @@ EXPIRED = """
 SELECT m.queue_customer_id, c.stripe_customer_id
   FROM billing_subscription_mirror AS m
   JOIN billing_customer AS c USING (queue_customer_id)
- WHERE m.entitled AND m.grace_until IS NOT NULL AND m.grace_until <= now()
- ORDER BY m.grace_until
+ WHERE m.access_due_at <= now()
+ ORDER BY m.access_due_at
  LIMIT $1
 """
 
 
+def _expiry_action(access_change: dict[str, Any] | None) -> str:
+    reason = ((access_change or {}).get("after") or {}).get("access_reason")
+    return "collection_pause.began" if reason == "collection_paused" else "grace.expired"
+
+
 async def expire_grace_windows(db: Database, limit: int = 500) -> int:
-    """Recompute mirrors whose grace ended; audit each change. Returns the number changed."""
+    """Recompute mirrors whose access is due to change; audit each. Returns the number changed."""
     async with db.connection() as conn:
         due = await conn.fetch(EXPIRED, limit)
     changed = 0
@@ -37,19 +47,21 @@ async def expire_grace_windows(db: Database, limit: int = 500) -> int:
         async with db.transaction() as tx:
             if row["stripe_customer_id"]:
                 await lock_stripe_customer(tx.conn, row["stripe_customer_id"])
-            mirror = await refresh_mirror(tx, row["queue_customer_id"])
+            mirror = await refresh_mirror(tx, row["queue_customer_id"], actor=None)
             if mirror.changed:  # another process may have done it already
                 await append_action(
                     tx,
                     actor="system",
-                    action="grace.expired",
+                    action=_expiry_action(mirror.access_change),
                     queue_customer_id=row["queue_customer_id"],
                     summary={
+                        # the policy's rule and the facts it read
+                        "access": mirror.access_change,
                         "mirror": {
                             "version": mirror.version,
                             "before": mirror.before,
                             "after": mirror.after,
-                        }
+                        },
                     },
                 )
                 changed += 1

@@ -42,6 +42,8 @@ SUBSCRIPTION_FIELDS = (
     "trial_end",
     "canceled_at",
     "ended_at",
+    # paused collection decides access (docs/access-policy.md)
+    "pause_behavior",
 )
 CUSTOMER_FIELDS = ("email", "name", "deleted")
 INVOICE_FIELDS = ("stripe_subscription_id", "status", "amount_due", "amount_paid")

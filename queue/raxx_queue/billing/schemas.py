@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from raxx_queue.vocabulary import PlanTier, SubscriptionStatus
+from raxx_queue.vocabulary import Access, AccessReason, PlanTier, SubscriptionStatus
 
 
 class Schema(BaseModel):
@@ -27,7 +27,13 @@ class SubscriptionSummary(Schema):
     cancel_at_period_end: bool
     trial_end: datetime | None
     grace_until: datetime | None
+    # entitled is exactly access in (active, trialing, grace); see docs/access-policy.md
     entitled: bool
+    access: Access
+    access_reason: AccessReason | None
+    # the policy rule that decided access, and when the mirror last saw access change
+    access_rule: str
+    access_changed_at: datetime | None
     feature_locked_at: datetime | None
 
 

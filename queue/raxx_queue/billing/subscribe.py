@@ -76,7 +76,7 @@ async def subscribe(ctx: BillingContext, body: SubscribeRequest) -> SubscribeRes
                 "stored": "kept" if stored == "stale" else stored,
             },
         )
-        await refresh_mirror(tx, queue_customer_id)
+        await refresh_mirror(tx, queue_customer_id, ctx.actor, ctx.request_id)
     return SubscribeResponse(
         subscription_id=fields["stripe_subscription_id"],
         status=subscription["status"],

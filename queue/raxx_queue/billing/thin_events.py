@@ -197,6 +197,7 @@ class ThinHandler:
                 context = EventContext(
                     price_tiers=price_tiers(self.settings),
                     grace_days=self.settings.grace_period_days,
+                    dispute_access=self.settings.dispute_access,
                     source="thin",
                     request_id=self.request_id,
                 )

@@ -17,6 +17,7 @@ SELECT cs.id, cs.queue_customer_id, cs.stripe_customer_id, cs.billing_email,
        cs.billing_name, cs.deleted, cs.created_at, cs.stripe_subscription_id,
        cs.subscribed_tier, cs.plan_tier, cs.status, cs.current_period_end,
        cs.cancel_at_period_end, cs.trial_end, cs.grace_until, cs.entitled,
+       cs.access, cs.access_reason, cs.access_rule, m.access_changed_at,
        m.feature_locked_at
   FROM billing_customer_state AS cs
   LEFT JOIN billing_subscription_mirror AS m ON m.queue_customer_id = cs.queue_customer_id

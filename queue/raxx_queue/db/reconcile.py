@@ -13,7 +13,7 @@ SELECT queue_customer_id, billing_email AS email, billing_name AS name,
 """
 LOCAL_SUBSCRIPTIONS = """
 SELECT stripe_subscription_id, status, price_id, plan_tier, current_period_end,
-       cancel_at_period_end, trial_end, canceled_at, ended_at
+       cancel_at_period_end, trial_end, canceled_at, ended_at, pause_behavior
   FROM billing_subscription WHERE stripe_customer_id = $1
 """
 LOCAL_INVOICES = """

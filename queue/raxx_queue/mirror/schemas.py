@@ -8,7 +8,13 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from raxx_queue.mirror.digest import MAX_BUCKETS, is_bucket_count
-from raxx_queue.vocabulary import QUEUE_CUSTOMER_ID_PATTERN, PlanTier, SubscriptionStatus
+from raxx_queue.vocabulary import (
+    QUEUE_CUSTOMER_ID_PATTERN,
+    Access,
+    AccessReason,
+    PlanTier,
+    SubscriptionStatus,
+)
 
 
 class MirrorRow(BaseModel):
@@ -23,6 +29,10 @@ class MirrorRow(BaseModel):
     current_period_end: datetime | None
     grace_until: datetime | None
     entitled: bool
+    # the access policy's answer (docs/access-policy.md); entitled = access in
+    # (active, trialing, grace)
+    access: Access
+    access_reason: AccessReason | None
     feature_locked_at: datetime | None
     version: int
     updated_at: datetime

@@ -81,6 +81,11 @@ def retrieve_event(state: StripeState, call: Call) -> Json:
     return state.render(event, call.expand)
 
 
+def retrieve_charge(state: StripeState, call: Call) -> Json:
+    """A charge put into the double (tests of disputes: which customer paid it)."""
+    return state.render(state.get(call.arg()), call.expand)
+
+
 def retrieve_v2_event(state: StripeState, call: Call) -> Json:
     """GET /v2/core/events/{id}: the full event behind a thin notification."""
     event = state.v2_events.get(call.arg())
@@ -106,6 +111,7 @@ _TABLE: tuple[tuple[str, str, Handler], ...] = (
     ("DELETE", f"/v1/subscriptions/{_ID}", subscriptions.cancel_subscription),
     ("GET", "/v1/invoices", billing.list_invoices),
     ("GET", f"/v1/invoices/{_ID}", billing.retrieve_invoice),
+    ("GET", f"/v1/charges/{_ID}", retrieve_charge),
     ("POST", "/v1/checkout/sessions", billing.create_checkout_session),
     ("GET", f"/v1/checkout/sessions/{_ID}", billing.retrieve_checkout_session),
     ("POST", "/v1/billing_portal/sessions", billing.create_portal_session),

@@ -20,6 +20,7 @@ _STORE_BY_PREFIX = {
     "sub_": "subscriptions",
     "in_": "invoices",
     "pi_": "payment_intents",
+    "ch_": "charges",
     "pm_": "payment_methods",
     "cs_": "checkout_sessions",
     "bps_": "portal_sessions",
@@ -30,6 +31,7 @@ _NOUN_BY_STORE = {
     "subscriptions": "subscription",
     "invoices": "invoice",
     "payment_intents": "payment_intent",
+    "charges": "charge",
     "payment_methods": "payment_method",
     "checkout_sessions": "checkout.session",
     "portal_sessions": "billing_portal.session",
@@ -106,6 +108,7 @@ class StripeState:
     subscriptions: dict[str, Json] = field(default_factory=dict)
     invoices: dict[str, Json] = field(default_factory=dict)
     payment_intents: dict[str, Json] = field(default_factory=dict)
+    charges: dict[str, Json] = field(default_factory=dict)
     payment_methods: dict[str, Json] = field(default_factory=dict)
     checkout_sessions: dict[str, Json] = field(default_factory=dict)
     portal_sessions: dict[str, Json] = field(default_factory=dict)

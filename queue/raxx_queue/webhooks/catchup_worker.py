@@ -97,6 +97,7 @@ class EventCatchup:
         self._context = EventContext(
             price_tiers=price_tiers(settings),
             grace_days=settings.grace_period_days,
+            dispute_access=settings.dispute_access,
             source="catchup",
             actor="catchup",
         )

@@ -116,6 +116,9 @@ def subscription_fields(obj: Json, tiers: Mapping[str, str]) -> Json:
         "canceled_at": _int(obj.get("canceled_at")),
         "ended_at": _int(obj.get("ended_at")),
         "stripe_created": _int(obj.get("created")),
+        # pause_collection: {behavior, resumes_at} or null (every API version)
+        "pause_behavior": _text(_dig(obj, "pause_collection", "behavior")),
+        "pause_resumes_at": _int(_dig(obj, "pause_collection", "resumes_at")),
     }
 
 
@@ -143,9 +146,23 @@ INVOICE_EFFECTS = {
 }
 
 
+# funds_withdrawn / funds_reinstated carry no status the others do not
+DISPUTE_EVENTS = ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
+
+
 def invoice_subscription_id(obj: Json) -> str | None:
     current = _id(_dig(obj, "parent", "subscription_details", "subscription"))
     return current or _id(obj.get("subscription"))
+
+
+def invoice_payment_refs(obj: Json) -> list[str]:
+    """The charge and PaymentIntent ids an invoice was paid with: top-level before
+    2025-03-31.basil, under payments.data[].payment since (when included)."""
+    refs = [_id(obj.get("charge")), _id(obj.get("payment_intent"))]
+    payments = _dig(obj, "payments", "data")
+    for payment in payments if isinstance(payments, list) else []:
+        refs += [_id(_dig(payment, "payment", key)) for key in ("charge", "payment_intent")]
+    return sorted({ref for ref in refs if ref})
 
 
 def invoice_change(event_type: str, obj: Json, _tiers: Mapping[str, str]) -> EventChange:
@@ -176,6 +193,48 @@ def invoice_change(event_type: str, obj: Json, _tiers: Mapping[str, str]) -> Eve
             "period_end": _int(obj.get("period_end")),
             "paid_at": _int(_dig(obj, "status_transitions", "paid_at")),
             "stripe_created": _int(obj.get("created")),
+            "payment_refs": invoice_payment_refs(obj),
+        },
+    )
+
+
+def dispute_change(event_type: str, obj: Json, _tiers: Mapping[str, str]) -> EventChange:
+    """A dispute names its charge (and PaymentIntent), not its customer: the customer
+    comes from an expanded charge, or from the invoices that named the payment (SQL)."""
+    dispute_id = _require(_id(obj), "dispute id")
+    charge, intent = obj.get("charge"), obj.get("payment_intent")
+    customer = (
+        _id(obj.get("customer")) or _id(_dig(charge, "customer")) or _id(_dig(intent, "customer"))
+    )
+    return EventChange(
+        family="dispute",
+        stripe_customer_id=customer,
+        object_id=dispute_id,
+        change={
+            "stripe_dispute_id": dispute_id,
+            "charge_id": _id(charge),
+            "payment_intent_id": _id(intent),
+            "status": _require(_text(obj.get("status")), "status"),
+            "reason": _text(obj.get("reason")),
+            "amount": _int(obj.get("amount")),
+            "currency": _text(obj.get("currency")),
+            "closed": event_type == "charge.dispute.closed",
+            "stripe_created": _int(obj.get("created")),
+        },
+    )
+
+
+def invoice_payment_change(_event_type: str, obj: Json, _tiers: Mapping[str, str]) -> EventChange:
+    """invoice_payment.paid (2025-03-31.basil on): which payment paid which invoice, so a
+    later dispute on the payment finds its customer."""
+    refs = {_id(_dig(obj, "payment", key)) for key in ("charge", "payment_intent")}
+    return EventChange(
+        family="payment",
+        stripe_customer_id=_id(obj.get("customer")),
+        object_id=_id(obj),
+        change={
+            "stripe_invoice_id": _id(obj.get("invoice")),
+            "payment_refs": sorted(ref for ref in refs if ref),
         },
     )
 
@@ -227,6 +286,8 @@ EVENT_BUILDERS: dict[str, Builder] = {
     "invoice.upcoming": record_change,
     "invoice.payment_action_required": record_change,
     "checkout.session.completed": checkout_change,
+    **{event_type: dispute_change for event_type in DISPUTE_EVENTS},
+    "invoice_payment.paid": invoice_payment_change,
     **{event_type: invoice_change for event_type in INVOICE_EFFECTS},
 }
 

@@ -119,6 +119,7 @@ async def receive_delivery(
     context = EventContext(
         price_tiers=price_tiers(settings),
         grace_days=settings.grace_period_days,
+        dispute_access=settings.dispute_access,
         request_id=request_id,
         ignore=other_mode,
     )

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import asyncpg
 import structlog
 
 from raxx_queue.db.pool import Database
+from raxx_queue.errors import ServiceError
+from raxx_queue.mirror.rows import log_access_change
 from raxx_queue.vocabulary import Actor
+from raxx_queue.webhooks.api_versions import observe_api_version
 from raxx_queue.webhooks.changes import EventChange, Json, build_change, subscription_change
 from raxx_queue.webhooks.errors import InvalidEvent
 
 log = structlog.get_logger(__name__)
 
 APPLY_EVENT = """
-SELECT outcome, queue_customer_id, mirror_changed, mirror_version
+SELECT outcome, queue_customer_id, mirror_changed, mirror_version, access_change
   FROM billing_apply_stripe_event($1::jsonb)
 """
 SAME_SECOND_CONFLICT = "QU001"
+KNOWN_PAYMENT = "SELECT EXISTS (SELECT 1 FROM billing_payment_ref WHERE payment_ref = ANY($1))"
 # Stripe's events nest about ten levels; the JSON encoder stops at 255.
 MAX_EVENT_DEPTH = 64
 # A signed event whose values Postgres cannot hold (a NUL character, a timestamp or
@@ -29,9 +33,12 @@ UNSTORABLE = (asyncpg.DataError, asyncpg.ProgramLimitExceededError)
 
 
 class SubscriptionSource(Protocol):
-    """Where a same-second conflict is resolved: Stripe's current subscription."""
+    """Stripe, read when an event alone is not enough: a same-second conflict (the current
+    subscription), a dispute on a payment Queue has not seen (its charge's customer)."""
 
     async def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]: ...
+
+    async def retrieve_charge(self, charge_id: str) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ class EventContext:
     action: str | None = None
     # record the event as ignored and apply nothing (an event of the other Stripe mode)
     ignore: bool = False
+    # DISPUTE_ACCESS: whether an open dispute suspends access ("suspend") or not ("keep")
+    dispute_access: str = "suspend"
 
 
 def event_envelope(event: Any) -> tuple[str, str, int, Json]:
@@ -115,6 +124,7 @@ def _params(event: Json, change: EventChange, context: EventContext, force: bool
         "object_id": change.object_id,
         "change": change.change,
         "grace_days": context.grace_days,
+        "dispute_access": context.dispute_access,
         "force": force,
     }
 
@@ -147,6 +157,9 @@ async def apply_stripe_event(
     change = build_change(event_type, obj, context.price_tiers)
     if context.ignore:
         change = EventChange(family="ignored", object_id=change.object_id)
+    observe_api_version(event.get("api_version"), context.source)
+    if change.family == "dispute" and change.stripe_customer_id is None:
+        change = await _dispute_customer(db, change, stripe)
     try:
         row = await _apply(db, _params(event, change, context, force=False))
     except asyncpg.PostgresError as error:
@@ -154,6 +167,8 @@ async def apply_stripe_event(
             raise
         change = await _resolve_same_second(change, event_type, context, stripe)
         row = await _apply(db, _params(event, change, context, force=True))
+    if row["access_change"] is not None:  # committed: the log says what the audit row says
+        log_access_change(row["queue_customer_id"], row["access_change"], event_id=event_id)
     return EventResult(
         event_id=event_id,
         event_type=event_type,
@@ -161,6 +176,30 @@ async def apply_stripe_event(
         queue_customer_id=row["queue_customer_id"],
         mirror_changed=row["mirror_changed"],
     )
+
+
+async def _dispute_customer(
+    db: Database, change: EventChange, stripe: SubscriptionSource | None
+) -> EventChange:
+    """A dispute names its charge, not its customer. The payments Queue has seen answer
+    (billing_payment_ref, in the event's statement); for one it has not, ask Stripe."""
+    charge_id = change.change.get("charge_id")
+    if stripe is None or not isinstance(charge_id, str):
+        return change
+    async with db.connection() as conn:
+        if await conn.fetchval(KNOWN_PAYMENT, [charge_id, change.change.get("payment_intent_id")]):
+            return change
+    try:
+        charge = await stripe.retrieve_charge(charge_id)
+    except ServiceError as error:
+        # recorded without a customer; reconcile or the dispute's next event can tell
+        log.warning("dispute_charge_unreadable", dispute=change.object_id, code=error.code)
+        return change
+    customer = charge.get("customer")
+    customer_id = customer if isinstance(customer, str) else (customer or {}).get("id")
+    if not isinstance(customer_id, str):
+        return change
+    return replace(change, stripe_customer_id=customer_id)
 
 
 async def _resolve_same_second(
