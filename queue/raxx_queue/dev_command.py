@@ -155,9 +155,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     directory = data_dir()
     token = dev_secrets(directory)["QUEUE_SERVICE_TOKEN_RAPTOR"]
-    days = getattr(args, "days", None)
+    extra = {name: getattr(args, name, None) for name in ("days", "close", "resume")}
     for line in run_scenario(
-        directory, token, args.scenario, queue_customer_id=args.customer, days=days
+        directory, token, args.scenario, queue_customer_id=args.customer, **extra
     ):
         print(line)
     return 0
@@ -189,6 +189,18 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         command = scenarios.add_parser(name, help=text)
         command.add_argument("--customer", required=True, metavar="QUEUE_CUSTOMER_ID")
         command.set_defaults(func=cmd_simulate)
+    dispute = scenarios.add_parser(
+        "dispute", help="the customer's bank disputes its newest payment (--close: it ends)"
+    )
+    dispute.add_argument("--customer", required=True, metavar="QUEUE_CUSTOMER_ID")
+    dispute.add_argument("--close", choices=("won", "lost"), help="close the open dispute")
+    dispute.set_defaults(func=cmd_simulate)
+    pause = scenarios.add_parser(
+        "pause-collection", help="collection on the subscription pauses (--resume: resumes)"
+    )
+    pause.add_argument("--customer", required=True, metavar="QUEUE_CUSTOMER_ID")
+    pause.add_argument("--resume", action="store_true", help="resume collection")
+    pause.set_defaults(func=cmd_simulate)
     advance = scenarios.add_parser(
         "advance", help="move Stripe's clock: renewals, retries, trial ends, cancellations"
     )

@@ -234,3 +234,62 @@ def test_the_sre_smoke_scenarios(dev: DevService) -> None:
     )
     assert portal.status_code == 200
     assert portal.json()["url"].startswith("https://")
+
+
+def _simulate(dev: DevService, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "raxx_queue.cli", "simulate", *args],
+        env=dev.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_dispute_and_paused_collection_scenarios(dev: DevService) -> None:
+    """`simulate dispute` suspends access until the dispute is won; `pause-collection`
+    keeps the period already paid, and Stripe's renewal while paused bills nothing."""
+    raptor = {"Authorization": f"Bearer {dev.token('raptor')}"}
+    for customer in ("disp_1", "pause_1"):
+        body = {
+            "queue_customer_id": customer,
+            "email": f"{customer}@example.com",
+            "plan_tier": "pro",
+            "payment_method_id": "pm_card_visa",
+        }
+        answer = httpx.post(f"{dev.url}/api/v1/billing/subscribe", json=body, headers=raptor)
+        assert answer.status_code == 201
+        _wait(lambda c=customer: _subscription(dev, c).get("status") == "active", "active", dev)
+
+    opened = _simulate(dev, "dispute", "--customer", "disp_1")
+    assert "charge.dispute.created" in opened
+    assert "-> Queue 200 applied" in opened
+    assert "entitled=False" in opened
+    assert "access=suspended access_reason=dispute" in opened
+    held = _subscription(dev, "disp_1")
+    assert (held["status"], held["access"], held["access_reason"]) == (
+        "active",
+        "suspended",
+        "dispute",
+    )
+    won = _simulate(dev, "dispute", "--customer", "disp_1", "--close", "won")
+    assert "charge.dispute.closed" in won
+    assert "entitled=True" in won
+    assert "access=active" in won
+    assert _subscription(dev, "disp_1")["entitled"] is True
+
+    paused = _simulate(dev, "pause-collection", "--customer", "pause_1")
+    assert "customer.subscription.updated" in paused
+    # the period already paid is kept
+    assert "entitled=True" in paused
+    assert "access=active" in paused
+    renewed = _simulate(dev, "advance", "--days", "31", "--customer", "pause_1")
+    # both renew; disp_1's invoice is finalized and paid, pause_1's stays a draft
+    assert renewed.count("invoice.created") == 2
+    assert renewed.count("invoice.finalized") == 1
+    resumed = _simulate(dev, "pause-collection", "--customer", "pause_1", "--resume")
+    assert "customer.subscription.updated" in resumed
+    assert _subscription(dev, "pause_1")["access"] == "active"

@@ -21,12 +21,18 @@ def run_scenario(
     *,
     queue_customer_id: str | None,
     days: float | None = None,
+    close: str | None = None,
+    resume: bool | None = None,
 ) -> list[str]:
     """The lines to print: what Stripe sent and Queue's outcome, then the mirror row."""
     peers = LocalPeers.load(data_dir)
     params: dict[str, Any] = {"queue_customer_id": queue_customer_id}
     if days is not None:
         params["days"] = days
+    if close is not None:
+        params["close"] = close
+    if resume:
+        params["resume"] = True
     with httpx.Client(timeout=TIMEOUT) as http:
         try:
             answer = http.post(f"{peers.stripe_url}/_simulator/scenarios/{name}", json=params)

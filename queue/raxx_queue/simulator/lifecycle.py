@@ -235,3 +235,14 @@ def fail_payment(state: StripeState, queue_customer_id: str) -> None:
 def cancel(state: StripeState, queue_customer_id: str) -> None:
     """The customer's live subscription is canceled now."""
     _end(state, live_subscription(state, customer_of(state, queue_customer_id)["id"]))
+
+
+def pause_collection(state: StripeState, queue_customer_id: str, *, resume: bool) -> None:
+    """Collection on the live subscription pauses (invoices stay drafts, `behavior` void)
+    or resumes, as the Dashboard or `pause_collection` on the API does."""
+    subscription = live_subscription(state, customer_of(state, queue_customer_id)["id"])
+    previous = {"pause_collection": subscription.get("pause_collection")}
+    paused = None if resume else {"behavior": "void", "resumes_at": None}
+    if previous["pause_collection"] != paused:
+        subscription["pause_collection"] = paused
+        state.emit("customer.subscription.updated", subscription, previous)

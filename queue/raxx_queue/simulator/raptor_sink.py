@@ -22,7 +22,15 @@ MAX_BODY_BYTES = 64 * 1024
 
 def describe(row: dict[str, Any]) -> str:
     """One line of a mirror row."""
-    fields = ("plan_tier", "status", "entitled", "grace_until", "feature_locked_at")
+    fields = (
+        "plan_tier",
+        "status",
+        "entitled",
+        "grace_until",
+        "feature_locked_at",
+        "access",
+        "access_reason",
+    )
     shown = " ".join(f"{name}={row.get(name)}" for name in fields if row.get(name) is not None)
     return f"{row.get('queue_customer_id')} v{row.get('version')}: {shown}"
 

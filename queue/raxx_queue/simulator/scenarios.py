@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from raxx_queue.simulator import lifecycle
+from raxx_queue.simulator import disputes, lifecycle
 from raxx_queue.simulator.clock import SimulatedClock
 from raxx_queue.simulator.double import StripeDouble
 from raxx_queue.simulator.fixtures import Json
@@ -57,6 +57,10 @@ class Scenarios:
             "fail-payment": lambda state: lifecycle.fail_payment(state, customer),
             "cancel": lambda state: lifecycle.cancel(state, customer),
             "delete-customer": lambda state: _delete(state, customer),
+            "pause-collection": lambda state: lifecycle.pause_collection(
+                state, customer, resume=params.get("resume") is True
+            ),
+            "dispute": lambda state: _dispute(state, customer, params.get("close")),
         }
         if name not in actions:
             raise StripeApiError(404, "invalid_request_error", f"no scenario {name!r}")
@@ -77,3 +81,13 @@ def _emitted_by(state: StripeState, action: Action) -> list[str]:
 def _delete(state: StripeState, queue_customer_id: str) -> None:
     customer = lifecycle.customer_of(state, queue_customer_id)
     delete_customer(state, Call({}, (customer["id"],)))
+
+
+def _dispute(state: StripeState, queue_customer_id: str, close: object) -> None:
+    """Open a dispute on the customer's newest payment, or close its open one."""
+    if close is None:
+        disputes.open_dispute(state, queue_customer_id)
+    elif close in ("won", "lost"):
+        disputes.close_dispute(state, queue_customer_id, "won" if close == "won" else "lost")
+    else:
+        raise StripeApiError(400, "invalid_request_error", "close: won or lost")

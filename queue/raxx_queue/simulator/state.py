@@ -21,6 +21,7 @@ _STORE_BY_PREFIX = {
     "in_": "invoices",
     "pi_": "payment_intents",
     "ch_": "charges",
+    "dp_": "disputes",
     "pm_": "payment_methods",
     "cs_": "checkout_sessions",
     "bps_": "portal_sessions",
@@ -32,6 +33,7 @@ _NOUN_BY_STORE = {
     "invoices": "invoice",
     "payment_intents": "payment_intent",
     "charges": "charge",
+    "disputes": "dispute",
     "payment_methods": "payment_method",
     "checkout_sessions": "checkout.session",
     "portal_sessions": "billing_portal.session",
@@ -109,6 +111,7 @@ class StripeState:
     invoices: dict[str, Json] = field(default_factory=dict)
     payment_intents: dict[str, Json] = field(default_factory=dict)
     charges: dict[str, Json] = field(default_factory=dict)
+    disputes: dict[str, Json] = field(default_factory=dict)
     payment_methods: dict[str, Json] = field(default_factory=dict)
     checkout_sessions: dict[str, Json] = field(default_factory=dict)
     portal_sessions: dict[str, Json] = field(default_factory=dict)
