@@ -67,7 +67,8 @@ async def test_new_events_store_nothing_personal_and_money_state_applies(
 
     outcomes = [await deliver_ok(client, event) for event in later]
 
-    assert outcomes == ["applied", "applied", "ignored"]
+    # the dispute applies too (access policy): its evidence's name and e-mail are not kept
+    assert outcomes == ["applied", "applied", "applied"]
     assert await person.scan(db) == {}
     assert await db.fetchval("SELECT status FROM billing_subscription") == "active"
     paid = "SELECT amount_paid FROM billing_invoice WHERE stripe_invoice_id = 'in_erase2'"
@@ -101,8 +102,8 @@ async def test_the_catchup_stores_nothing_personal(
 
     assert report is not None
     assert report.outcome == "ok"
-    # the catch-up lists only the types Queue acts on: not the dispute
-    assert report.applied_count == 2
+    # the customer's edit, the payment and the dispute
+    assert report.applied_count == 3
     assert await person.scan(db) == {}
     assert await db.fetchval("SELECT status FROM billing_subscription") == "active"
 
