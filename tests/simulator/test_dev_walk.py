@@ -215,18 +215,9 @@ def test_the_sre_smoke_scenarios(dev: DevService) -> None:
     assert declined.json()["error"]["code"] == "CARD_DECLINED"
 
     # cancel
-    simulate = [sys.executable, "-m", "raxx_queue.cli", "simulate"]
-    canceled = subprocess.run(
-        [*simulate, "cancel", "--customer", "sre_1"],
-        env=dev.env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    assert "customer.subscription.deleted" in canceled.stdout
-    assert "status=canceled entitled=False" in canceled.stdout
+    canceled = _simulate(dev, "cancel", "--customer", "sre_1")
+    assert "customer.subscription.deleted" in canceled
+    assert "status=canceled entitled=False" in canceled
 
     # the portal
     portal = httpx.post(
