@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,7 +59,9 @@ async def subscribe(ctx: BillingContext, body: SubscribeRequest) -> SubscribeRes
         stored = await store_subscription(
             tx.conn,
             fields,
-            as_of=datetime.fromtimestamp(subscription["created"], UTC),
+            # never later than now: under a Stripe test clock (or the simulator's
+            # `advance`) `created` runs ahead of the events, which are stamped in real time
+            as_of=datetime.fromtimestamp(min(subscription["created"], int(time.time())), UTC),
             on_tie="keep",
             grace_days=ctx.settings.grace_period_days,
         )
