@@ -98,7 +98,9 @@ async def test_requeue_makes_a_pushed_row_pending_and_respects_a_lease(db: Conn)
     assert (state["pushed_version"], state["version"]) == (0, 1)
     [claim] = await outbox.claim_due(db, 10, 30)
 
-    assert await outbox.requeue_all(db) == 2
+    assert await outbox.requeue_batch(db, "", 1) == ("cust_1", 1)
+    assert await outbox.requeue_batch(db, "cust_1", 10) == ("cust_2", 1)
+    assert await outbox.requeue_batch(db, "cust_2", 10) == (None, 0)
     state = await mirror_state(db, "cust_1")
     assert state["push_lease_until"] == claim.lease  # the push in flight keeps its lease
     assert [c.queue_customer_id for c in await outbox.claim_due(db, 10, 30)] == ["cust_2"]

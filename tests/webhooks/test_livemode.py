@@ -19,7 +19,8 @@ from tests.support.webhooks import PERIOD_END, T0, deliver
 
 from .test_thin_events import post_thin
 
-LIVE_KEY = "rk_live_queuetests0123456789abcdef"
+# a made-up live-mode key: only its `rk_live_` prefix matters here
+LIVE_KEY = "rk_live_" + "not-a-real-key"
 
 
 def _subscription_event(*, livemode: bool) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass
 
 from raxx_queue.db.pool import Connection
+from raxx_queue.mirror.outbox import REQUEUE_SET
 
 MAX_BUCKETS = 4096
 EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
@@ -35,7 +36,7 @@ SELECT bucket, count(*) AS rows,
  GROUP BY bucket
 """  # noqa: S608 - constant expressions
 
-# Re-queue one bucket's rows as REQUEUE_ALL does every row ($2: the bucket).
+# Re-queue one bucket's rows, in key order ($2: the bucket).
 REQUEUE_BUCKET = f"""
 WITH chosen AS (
     SELECT m.queue_customer_id
@@ -44,10 +45,7 @@ WITH chosen AS (
      ORDER BY m.queue_customer_id
        FOR UPDATE OF m
 )
-UPDATE billing_subscription_mirror AS m
-   SET pushed_version = least(m.pushed_version, m.version - 1),
-       next_push_at = now(),
-       push_attempts = 0
+UPDATE billing_subscription_mirror AS m{REQUEUE_SET}
   FROM chosen
  WHERE m.queue_customer_id = chosen.queue_customer_id
 """  # noqa: S608 - constant expressions

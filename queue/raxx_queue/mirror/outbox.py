@@ -42,7 +42,7 @@ RETURNING {_RETURNED}, m.push_attempts, m.push_lease_until, m.next_push_at
 """  # noqa: S608 - constant column list
 
 # One statement records a whole batch. Rows are locked in key order (here and in
-# REQUEUE_ALL) so two multi-row writers of the mirror cannot deadlock. A delivered
+# REQUEUE_BATCH) so two multi-row writers of the mirror cannot deadlock. A delivered
 # version counts as pushed unless the row was re-queued while it was in flight
 # (next_push_at moved and the version did not): that request asks for one more push.
 RECORD_RESULTS = """
@@ -95,29 +95,38 @@ SELECT count(*) AS pending,
 # Re-queue: make the row pending even when its version was pushed already (Raptor
 # ignores versions it holds), due now, with a fresh backoff. A lease is left alone so
 # a push in flight is never doubled.
-REQUEUE_CUSTOMER = f"""
-UPDATE billing_subscription_mirror AS m
+# What re-queueing a row means, wherever rows are re-queued: push the current version
+# again from now on, with a fresh retry count. A push in flight keeps its lease, and its
+# result does not count as this push (next_push_at moved, see RECORD_RESULTS).
+REQUEUE_SET = """
    SET pushed_version = least(m.pushed_version, m.version - 1),
        next_push_at = now(),
-       push_attempts = 0
+       push_attempts = 0"""
+
+REQUEUE_CUSTOMER = f"""
+UPDATE billing_subscription_mirror AS m{REQUEUE_SET}
  WHERE m.queue_customer_id = $1
 RETURNING {_RETURNED}
-"""  # noqa: S608 - constant column list
+"""
 
-REQUEUE_ALL = """
-WITH every AS (
+# One batch of every row in key order, after the id $1: its last id and its size.
+REQUEUE_BATCH = f"""
+WITH batch AS (
     SELECT queue_customer_id
       FROM billing_subscription_mirror
+     WHERE queue_customer_id > $1
      ORDER BY queue_customer_id
+     LIMIT $2
        FOR UPDATE
+), requeued AS (
+    UPDATE billing_subscription_mirror AS m{REQUEUE_SET}
+      FROM batch
+     WHERE m.queue_customer_id = batch.queue_customer_id
+    RETURNING m.queue_customer_id
 )
-UPDATE billing_subscription_mirror AS m
-   SET pushed_version = least(m.pushed_version, m.version - 1),
-       next_push_at = now(),
-       push_attempts = 0
-  FROM every
- WHERE m.queue_customer_id = every.queue_customer_id
-"""
+SELECT (SELECT max(queue_customer_id) FROM requeued) AS last,
+       (SELECT count(*) FROM requeued) AS rows
+"""  # noqa: S608 - constant expressions
 
 
 @dataclass(frozen=True)
@@ -207,9 +216,12 @@ async def requeue_customer(conn: Connection, queue_customer_id: str) -> dict[str
     return dict(record) if record is not None else None
 
 
-async def requeue_all(conn: Connection) -> int:
-    """Queue a push of every row; returns how many."""
-    return _row_count(await conn.execute(REQUEUE_ALL))
+async def requeue_batch(conn: Connection, after: str, limit: int) -> tuple[str | None, int]:
+    """Queue a push of up to `limit` rows after the id `after`, in key order; returns the
+    last id re-queued (None when none was) and how many."""
+    record = await conn.fetchrow(REQUEUE_BATCH, after, limit)
+    assert record is not None
+    return record["last"], int(record["rows"])
 
 
 def _row_count(status: str) -> int:

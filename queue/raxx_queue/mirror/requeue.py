@@ -10,33 +10,11 @@ import uuid
 from raxx_queue.db import jobs
 from raxx_queue.db.pool import Database
 from raxx_queue.errors import ServiceError
+from raxx_queue.mirror import outbox
 
 JOB = "mirror-sync-all"
 LEASE_SECONDS = 60.0
 BATCH = 500
-
-# One batch in key order, re-queued as outbox.REQUEUE_ALL re-queues every row (a push in
-# flight moves next_push_at, so its result does not count as this re-push).
-REQUEUE_BATCH = """
-WITH batch AS (
-    SELECT queue_customer_id
-      FROM billing_subscription_mirror
-     WHERE queue_customer_id > $1
-     ORDER BY queue_customer_id
-     LIMIT $2
-       FOR UPDATE
-), requeued AS (
-    UPDATE billing_subscription_mirror AS m
-       SET pushed_version = least(m.pushed_version, m.version - 1),
-           next_push_at = now(),
-           push_attempts = 0
-      FROM batch
-     WHERE m.queue_customer_id = batch.queue_customer_id
-    RETURNING m.queue_customer_id
-)
-SELECT (SELECT max(queue_customer_id) FROM requeued) AS last,
-       (SELECT count(*) FROM requeued) AS rows
-"""
 
 
 class MirrorSyncRunning(ServiceError):
@@ -57,13 +35,12 @@ async def requeue_every_mirror(db: Database, *, batch: int = BATCH) -> int:
     try:
         while True:
             async with db.transaction() as tx:
-                row = await tx.conn.fetchrow(REQUEUE_BATCH, after, batch)
-                assert row is not None
-                tx.effects.mirror_changed = row["rows"] > 0
-            if not row["rows"]:
+                last, rows = await outbox.requeue_batch(tx.conn, after, batch)
+                tx.effects.mirror_changed = rows > 0
+            if last is None:
                 break
-            queued += row["rows"]
-            after = row["last"]
+            queued += rows
+            after = last
             if time.monotonic() - renewed > LEASE_SECONDS / 4:
                 if not await jobs.renew(db, held, LEASE_SECONDS):
                     raise MirrorSyncRunning()
