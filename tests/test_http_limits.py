@@ -5,6 +5,7 @@ and shorter deadlines for the body (the serve path's are the router's 30 seconds
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import AsyncIterator, Iterator
 
@@ -17,6 +18,7 @@ from raxx_queue.http_protocol import (
     HEAD_TIMEOUT_SECONDS,
     KEEP_ALIVE_SECONDS,
     BoundedHttpToolsProtocol,
+    HeadWithBody,
 )
 from tests.conftest import make_settings
 from tests.support.process import RunningService, free_port, running_service
@@ -155,3 +157,68 @@ async def test_keep_alive_requests_each_get_their_own_head_deadline(quick_server
     async with asyncio.timeout(CLOSE_BOUND):
         assert await reader.read() == b""
     writer.close()
+
+
+class _Recording:
+    """A transport that records each write (the system calls a response costs)."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_response_head_leaves_with_its_body_in_one_write() -> None:
+    recording = _Recording()
+    responses = HeadWithBody(recording)  # type: ignore[arg-type]
+    responses.expect_head()
+    responses.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # interim: at once
+    responses.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    assert recording.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    responses.write(b"{}")
+    assert recording.writes[1:] == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+    # a response with no body write (HEAD) leaves at its end, or at close
+    responses.expect_head()
+    responses.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    responses.close()
+    assert recording.writes[2:] == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"]
+    assert recording.closed
+
+
+def test_pipelined_requests_head_included_are_all_answered_in_order(
+    service: RunningService,
+) -> None:
+    with _connect(service) as sock:
+        sock.sendall(
+            b"GET /health HTTP/1.1\r\nHost: queue\r\n\r\n"
+            b"HEAD /health HTTP/1.1\r\nHost: queue\r\n\r\n"
+            b"GET /nowhere HTTP/1.1\r\nHost: queue\r\nConnection: close\r\n\r\n"
+        )
+        answer = _read_all(sock)
+    # (a body ends without a line break: the next status line follows it directly)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
+    assert len(statuses) == 3, answer
+    assert (statuses[0], statuses[2]) == (b"200", b"404")
+    assert answer.count(b'"status"') == 1  # the HEAD answer carries no body
+
+
+def test_a_client_expecting_100_continue_gets_it_before_sending_the_body(
+    service: RunningService,
+) -> None:
+    body = b'{"id": "evt_1"}'
+    with _connect(service) as sock:
+        sock.sendall(
+            b"POST /api/v1/billing/webhook HTTP/1.1\r\nHost: queue\r\nConnection: close\r\n"
+            b"Expect: 100-continue\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body)
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
+    assert b'"code":"INVALID_SIGNATURE"' in answer

@@ -25,6 +25,7 @@ from raxx_queue.api import (
 )
 from raxx_queue.api.deps import Services, Workers, require_billing_enabled
 from raxx_queue.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from raxx_queue.api.webhook_lane import WebhookLane
 from raxx_queue.audit.sealer import AuditSealer
 from raxx_queue.billing.grace import GraceExpiryJob
 from raxx_queue.db.migrate import SchemaHead, find_migrations_dir, plan_head
@@ -161,6 +162,8 @@ def create_app(
         openapi_url="/openapi.json" if published else None,
     )
     install_error_handlers(app)
+    # innermost: Stripe's deliveries answered ahead of the routing (api/webhook_lane.py)
+    app.add_middleware(WebhookLane, route=webhook.delivery_route())
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)

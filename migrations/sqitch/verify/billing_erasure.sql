@@ -5,4 +5,3 @@ SELECT 1 / (billing_redact_payload('{"email": "a@b.c"}') = '{"email": null}')::i
 SELECT 'billing_erase_customer(text, text)'::regprocedure;
 SELECT 1 / count(*) FROM pg_trigger WHERE tgname = 'billing_customer_tombstone';
 SELECT 1 / count(*) FROM pg_trigger WHERE tgname = 'billing_event_redact';
-SELECT 1 / count(*) FROM pg_trigger WHERE tgname = 'billing_event_recheck';

@@ -20,7 +20,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 log = structlog.get_logger("raxx_queue.http")
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header_value(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
             return bytes(value).decode("latin-1")
@@ -52,7 +52,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = _header(scope, b"x-request-id")
+        incoming = header_value(scope, b"x-request-id")
         request_id = incoming if incoming and _REQUEST_ID.match(incoming) else _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
@@ -119,7 +119,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = _header(scope, b"content-length")
+        length = header_value(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await self._reject(scope, send)
             return

@@ -1,0 +1,100 @@
+"""Stripe's deliveries straight to their handler, past the framework's routing.
+
+`POST /api/v1/billing/webhook` is nearly all of Queue's traffic, and it needs none of
+what the framework does per request (route matching over every route, a Request and
+its dependency solving, a response model): this ASGI layer, the innermost of Queue's
+middleware, answers it itself. Request ids, the request log line, the body limit and
+the 500 for an unexpected error stay with the middleware around it; an error in the
+delivery is rendered in the same shape as everywhere else. Any other request, and any
+other method on the webhook's path, goes on to the framework. The route stays declared
+in `api/webhook.py`, which is what the OpenAPI schema and the auth matrix read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from raxx_queue.api.deps import Services, app_services
+from raxx_queue.api.middleware import annotate_request_log, header_value
+from raxx_queue.errors import BillingDisabled, ServiceError, error_body
+from raxx_queue.jsonio import dumps
+from raxx_queue.webhooks.intake import receive_delivery
+
+WEBHOOK_PATH = "/api/v1/billing/webhook"
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _answer(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+    content = dumps(body)
+    extra = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [*JSON_HEADERS, (b"content-length", str(len(content)).encode()), *extra],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": content})
+
+
+async def acknowledge_delivery(
+    services: Services, scope: Scope, body: bytes, signature: str | None, request_id: str
+) -> dict[str, Any]:
+    """Verify and apply a delivery; its acknowledgement (WebhookAck) once committed."""
+    result = await receive_delivery(
+        services.db, services.stripe, services.settings, body, signature, request_id
+    )
+    annotate_request_log(
+        scope,
+        event_id=result.event_id,
+        type=result.event_type,
+        outcome=result.outcome,
+        queue_customer_id=result.queue_customer_id,
+    )
+    return {"received": True, "event_id": result.event_id, "outcome": result.outcome}
+
+
+class WebhookLane:
+    """Answer Stripe's snapshot deliveries without the framework; pass the rest on."""
+
+    def __init__(self, app: ASGIApp, route: BaseRoute) -> None:
+        self.app = app
+        # the declared route, so that metrics and logs name it as for any other
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != WEBHOOK_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self.route
+        state = scope.setdefault("state", {})
+        services = app_services(scope["app"])
+        try:
+            if not services.settings.flag_queue_billing:
+                raise BillingDisabled()
+            ack = await acknowledge_delivery(
+                services,
+                scope,
+                await _read_body(receive),
+                header_value(scope, b"stripe-signature"),
+                str(state.get("request_id", "")),
+            )
+        except ServiceError as error:
+            body = error_body(error.code, error.message, str(state.get("request_id", "")))
+            await _answer(send, error.status, body, error.headers)
+            return
+        await _answer(send, 200, ack, {})
