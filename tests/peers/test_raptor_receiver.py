@@ -32,7 +32,8 @@ def _row(customer: str, version: int) -> dict[str, Any]:
 
 
 def _answered(count: int) -> Any:
-    return lambda pushes: sum(not push.held for push in pushes) >= count
+    # answered_at is set once the answer is written (status, just before it)
+    return lambda pushes: sum(push.answered_at is not None for push in pushes) >= count
 
 
 async def test_records_pushes_and_applies_newer_versions(

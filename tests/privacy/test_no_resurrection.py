@@ -181,7 +181,7 @@ async def test_a_reconcile_finds_no_drift_in_erased_fields(
     assert await person.scan(db) == {}
 
 
-async def test_an_event_racing_the_erasure_is_redacted_at_its_commit(
+async def test_an_event_racing_the_erasure_waits_for_it_and_stores_nothing_personal(
     client: AppClient, db: Conn, clean_db: str
 ) -> None:
     for event in person.history():
@@ -190,7 +190,7 @@ async def test_an_event_racing_the_erasure_is_redacted_at_its_commit(
     try:
         transaction = eraser.transaction()
         await transaction.start()
-        # the erasure holds the customer's lock: the event stores its row, then waits
+        # the erasure holds the customer's lock: the event waits before storing its row
         await eraser.execute(
             "SELECT pg_advisory_xact_lock(billing_customer_lock_key($1))", person.CUSTOMER
         )
