@@ -160,6 +160,9 @@ def create_app(
         docs_url="/docs" if published else None,
         redoc_url="/redoc" if published else None,
         openapi_url="/openapi.json" if published else None,
+        # Queue exports no OpenTelemetry (Sentry and Prometheus): no per-request check
+        # for a configured provider
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     # innermost: Stripe's deliveries answered ahead of the routing (api/webhook_lane.py)
