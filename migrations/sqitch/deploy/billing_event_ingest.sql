@@ -1,6 +1,7 @@
 -- Deploy raxx_queue:billing_event_ingest to pg
 -- requires: billing_erasure
 -- requires: billing_event_retention
+-- requires: billing_grace
 BEGIN;
 
 -- Storing an event costs less, with the same guarantees.
@@ -42,6 +43,53 @@ BEGIN
     EXECUTE 'ALTER TABLE processed_stripe_events ALTER COLUMN payload SET COMPRESSION lz4';
 EXCEPTION WHEN feature_not_supported THEN
     NULL;  -- a server built without lz4 keeps pglz
+END;
+$$;
+
+-- The grace rules (billing_grace) as PL/pgSQL, same signatures and results: a SQL
+-- function returning a record is not inlined into its caller, so it was parsed and
+-- planned again on every call (about a tenth of an event's Postgres time); PL/pgSQL
+-- keeps its plans for the session.
+CREATE OR REPLACE FUNCTION billing_grace_on_status(
+    p_status text, p_grace_until timestamptz, p_failures integer, p_at timestamptz,
+    p_days integer, OUT grace_until timestamptz, OUT failures integer)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    grace_until := CASE
+                       WHEN p_status <> 'past_due' THEN NULL
+                       WHEN p_grace_until IS NULL AND p_failures = 0
+                           THEN p_at + make_interval(days => p_days)
+                       ELSE p_grace_until
+                   END;
+    failures := CASE WHEN p_status IN ('active', 'trialing') THEN 0 ELSE p_failures END;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION billing_grace_on_failure(
+    p_status text, p_grace_until timestamptz, p_failures integer, p_attempt_count integer,
+    p_at timestamptz, p_days integer, OUT grace_until timestamptz, OUT failures integer)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    failures := greatest(p_failures + 1, coalesce(p_attempt_count, 1));
+    grace_until := CASE
+                       WHEN p_status NOT IN ('active', 'trialing', 'past_due') THEN NULL
+                       WHEN failures >= 2
+                           THEN least(coalesce(p_grace_until, 'infinity'::timestamptz), p_at)
+                       ELSE least(coalesce(p_grace_until, 'infinity'::timestamptz),
+                                  p_at + make_interval(days => p_days))
+                   END;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION billing_grace_on_payment(
+    p_grace_until timestamptz, p_failures integer, p_last_failed_at timestamptz,
+    p_paid_at timestamptz, OUT grace_until timestamptz, OUT failures integer)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    cleared boolean := p_last_failed_at IS NULL OR p_last_failed_at <= p_paid_at;
+BEGIN
+    grace_until := CASE WHEN cleared THEN NULL ELSE p_grace_until END;
+    failures := CASE WHEN cleared THEN 0 ELSE p_failures END;
 END;
 $$;
 

@@ -38,4 +38,42 @@ CREATE CONSTRAINT TRIGGER billing_event_recheck
     DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION billing_event_recheck();
 
+-- the grace rules as SQL functions again (billing_grace)
+CREATE OR REPLACE FUNCTION billing_grace_on_status(
+    p_status text, p_grace_until timestamptz, p_failures integer, p_at timestamptz,
+    p_days integer, OUT grace_until timestamptz, OUT failures integer)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+               WHEN p_status <> 'past_due' THEN NULL
+               WHEN p_grace_until IS NULL AND p_failures = 0
+                   THEN p_at + make_interval(days => p_days)
+               ELSE p_grace_until
+           END,
+           CASE WHEN p_status IN ('active', 'trialing') THEN 0 ELSE p_failures END
+$$;
+
+CREATE OR REPLACE FUNCTION billing_grace_on_failure(
+    p_status text, p_grace_until timestamptz, p_failures integer, p_attempt_count integer,
+    p_at timestamptz, p_days integer, OUT grace_until timestamptz, OUT failures integer)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+               WHEN p_status NOT IN ('active', 'trialing', 'past_due') THEN NULL
+               WHEN f.failures >= 2
+                   THEN least(coalesce(p_grace_until, 'infinity'::timestamptz), p_at)
+               ELSE least(coalesce(p_grace_until, 'infinity'::timestamptz),
+                          p_at + make_interval(days => p_days))
+           END,
+           f.failures
+      FROM (SELECT greatest(p_failures + 1, coalesce(p_attempt_count, 1)) AS failures) AS f
+$$;
+
+CREATE OR REPLACE FUNCTION billing_grace_on_payment(
+    p_grace_until timestamptz, p_failures integer, p_last_failed_at timestamptz,
+    p_paid_at timestamptz, OUT grace_until timestamptz, OUT failures integer)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN cleared THEN NULL ELSE p_grace_until END,
+           CASE WHEN cleared THEN 0 ELSE p_failures END
+      FROM (SELECT p_last_failed_at IS NULL OR p_last_failed_at <= p_paid_at AS cleared) AS c
+$$;
+
 COMMIT;
