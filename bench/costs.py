@@ -183,6 +183,8 @@ async def postgres(database_url: str, bodies: list[bytes], warm: int) -> dict[st
 WAL_OF_DATABASE = """
 WITH r AS (
     SELECT w.*, substring(w.block_ref FROM 'rel [0-9]+/[0-9]+/([0-9]+)')::oid AS filenode
+      -- pg_walinspect refuses an end past the flushed WAL (the sealer's last writes
+      -- may not be flushed yet): those few records go uncounted
       FROM pg_get_wal_records_info($1, least($2::pg_lsn, pg_current_wal_flush_lsn())) AS w
 ), ours AS (
     SELECT DISTINCT xid FROM r WHERE block_ref LIKE '%/' || $3 || '/%' AND xid <> 0
@@ -210,9 +212,6 @@ async def _wal_breakdown(
     conn: asyncpg.Connection[Any], start: Any, end: Any
 ) -> list[dict[str, Any]]:
     """The WAL records of this database between two positions (pg_walinspect), by kind."""
-    # pg_walinspect reads only flushed WAL: a committed transaction with an xid flushes
-    # everything before its commit record (the sealer's last writes may not be yet)
-    await conn.execute("SELECT txid_current()")
     oid = await conn.fetchval("SELECT oid FROM pg_database WHERE datname = current_database()")
     rows = await conn.fetch(WAL_OF_DATABASE, start, end, str(oid))
     return [

@@ -7,7 +7,9 @@ from typing import Any
 
 import httpx
 from prometheus_client import REGISTRY
+from starlette.types import Message
 
+from raxx_queue.api.webhook import delivery_route
 from raxx_queue.api.webhook_lane import WebhookLane
 from tests.conftest import AppClient
 from tests.support.database import Conn
@@ -101,3 +103,44 @@ async def test_the_lane_refuses_an_oversized_body_before_reading_it_whole(
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_a_client_gone_before_its_body_is_neither_answered_nor_counted_as_forged(
+    client: AppClient,
+) -> None:
+    app = client.app  # type: ignore[attr-defined]
+    lane = WebhookLane(app.router, route=delivery_route())
+    incoming: list[Message] = [
+        {"type": "http.request", "body": b'{"id": "evt_', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    def rejected() -> float:
+        samples = [
+            s.value
+            for metric in REGISTRY.collect()
+            if metric.name == "queue_webhook_signature_failures"
+            for s in metric.samples
+            if s.name.endswith("_total")
+        ]
+        return sum(samples)
+
+    before = rejected()
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": WEBHOOK,
+        "headers": [(b"stripe-signature", b"t=1,v1=00")],
+        "app": app,
+    }
+    await lane(scope, receive, send)
+    assert sent == []
+    assert not incoming
+    assert rejected() == before

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.routing import BaseRoute
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from raxx_queue.api.deps import Services, app_services
@@ -23,20 +23,19 @@ from raxx_queue.errors import BillingDisabled, ServiceError, error_body
 from raxx_queue.jsonio import dumps
 from raxx_queue.webhooks.intake import receive_delivery
 
-WEBHOOK_PATH = "/api/v1/billing/webhook"
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body, or None when the client went away before sending it."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
 
 
 async def _answer(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
@@ -71,13 +70,14 @@ async def acknowledge_delivery(
 class WebhookLane:
     """Answer Stripe's snapshot deliveries without the framework; pass the rest on."""
 
-    def __init__(self, app: ASGIApp, route: BaseRoute) -> None:
+    def __init__(self, app: ASGIApp, route: APIRoute) -> None:
         self.app = app
-        # the declared route, so that metrics and logs name it as for any other
+        # the declared route: its path is the one answered here, and metrics and logs
+        # name it as for any other
         self.route = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != WEBHOOK_PATH or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] != self.route.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         scope["route"] = self.route
@@ -86,10 +86,13 @@ class WebhookLane:
         try:
             if not services.settings.flag_queue_billing:
                 raise BillingDisabled()
+            payload = await _read_body(receive)
+            if payload is None:
+                return  # nobody to answer; a partial body is not a forged delivery
             ack = await acknowledge_delivery(
                 services,
                 scope,
-                await _read_body(receive),
+                payload,
                 header_value(scope, b"stripe-signature"),
                 str(state.get("request_id", "")),
             )

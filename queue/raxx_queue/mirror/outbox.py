@@ -92,12 +92,10 @@ SELECT count(*) AS pending,
  WHERE version > pushed_version
 """
 
-# Re-queue: make the row pending even when its version was pushed already (Raptor
-# ignores versions it holds), due now, with a fresh backoff. A lease is left alone so
-# a push in flight is never doubled.
-# What re-queueing a row means, wherever rows are re-queued: push the current version
-# again from now on, with a fresh retry count. A push in flight keeps its lease, and its
-# result does not count as this push (next_push_at moved, see RECORD_RESULTS).
+# What re-queueing a row means, wherever rows are re-queued: pending even when its
+# version was pushed already (Raptor ignores versions it holds), due now, with a fresh
+# retry count. A push in flight keeps its lease (never doubled), and its result does not
+# count as this push (next_push_at moved, see RECORD_RESULTS).
 REQUEUE_SET = """
    SET pushed_version = least(m.pushed_version, m.version - 1),
        next_push_at = now(),
