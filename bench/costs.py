@@ -31,7 +31,8 @@ from tests.support import values
 from bench.procstat import cpu_seconds
 from raxx_queue.jsonio import dumps_str
 from raxx_queue.simulator.events import sign
-from raxx_queue.webhooks.pipeline import APPLY_EVENT, EventContext, apply_params, check_nesting
+from raxx_queue.webhooks.batching import APPLY_EVENT
+from raxx_queue.webhooks.pipeline import EventContext, apply_params, check_nesting
 from raxx_queue.webhooks.signature import verify_signature
 
 TIERS = {values.PRICE_PRO: "pro", values.PRICE_PRO_PLUS: "pro_plus"}

@@ -202,7 +202,12 @@ class Bench:
         """`raxx-queue serve` as in production (INFO-level JSON logs), logs to a file."""
         port = free_port()
         env = service_env(
-            database_url, port, WEB_CONCURRENCY=str(workers), LOG_LEVEL="INFO", QUEUE_ENV="staging"
+            database_url,
+            port,
+            WEB_CONCURRENCY=str(workers),
+            LOG_LEVEL="INFO",
+            QUEUE_ENV="staging",
+            METRICS_TOKEN=values.METRICS_TOKEN,
         )
         log = (self.scratch / f"service-{label}.log").open("wb")
         process = subprocess.Popen(

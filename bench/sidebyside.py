@@ -50,6 +50,7 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 from tests.support import values
 from tests.support.database import create_database, drop_database
 from tests.support.process import free_port, wait_until, worker_pids
@@ -223,6 +224,7 @@ class SideBySide:
         try:
             own = await harness.fetchval("SELECT pg_backend_pid()")
             service, postgres = CpuMeter(), CpuMeter()
+            statements_before = statement_totals(target)
             wal_before = await server.fetchval("SELECT pg_current_wal_lsn()")
             service.start(target.pids)
             postgres.start([p for p in postgres_backends(database) if p != own])
@@ -237,6 +239,7 @@ class SideBySide:
                 await wait_sealed(harness)
             backends = [p for p in postgres_backends(database) if p != own]
             service_cpu, postgres_cpu = service.stop(target.pids), postgres.stop(backends)
+            statements_after = statement_totals(target)
             wal_after = await server.fetchval("SELECT pg_current_wal_lsn()")
             oid = await harness.fetchval(
                 "SELECT oid FROM pg_database WHERE datname = current_database()"
@@ -249,6 +252,13 @@ class SideBySide:
         result["postgres_cpu_ms_per_request"] = postgres_cpu / requests * 1000
         wal = await server.fetchval("SELECT pg_wal_lsn_diff($1, $2)", wal_after, wal_before)
         result["server_wal_bytes_per_request"] = float(wal) / requests
+        result["events_per_statement"] = None
+        if statements_before is not None and statements_after is not None:
+            statements = statements_after[0] - statements_before[0]
+            if statements:
+                result["events_per_statement"] = (
+                    statements_after[1] - statements_before[1]
+                ) / statements
         result["wal_bytes_per_request"] = None
         if wal:
             # readable up to what is flushed: every commit of the segment is, the tail of
@@ -483,13 +493,36 @@ def by(rep: Repetition, target: str, level: int) -> dict[str, Any]:
     return next(s.result for s in rep.segments if s.target == target and s.level == level)
 
 
+STATEMENT_EVENTS = "queue_webhook_statement_events"
+
+
+def statement_totals(target: Target) -> tuple[float, float] | None:
+    """(statements, events) Queue's workers have applied so far, from its /metrics; None
+    for the peer."""
+    if not target.name.startswith("queue"):
+        return None
+    response = httpx.get(
+        f"{target.url}/metrics",
+        headers={"Authorization": f"Bearer {values.METRICS_TOKEN}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    totals = {"count": 0.0, "sum": 0.0}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            for suffix in totals:
+                if sample.name == f"{STATEMENT_EVENTS}_{suffix}":
+                    totals[suffix] += sample.value
+    return totals["count"], totals["sum"]
+
+
 def table(reps: list[Repetition], levels: tuple[int, ...]) -> str:
     names = {"queue-1w": "Queue, 1 worker", "queue-2w": "Queue, 2 workers", "peer": "peer"}
     lines = [
         "| receiver | concurrency | req/s | p50 ms | p95 ms | p99 ms | errors "
         "| CPU ms/delivery: service, Postgres, load generator "
-        "| WAL bytes/delivery (its database) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| WAL bytes/delivery (its database) | events per statement |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     targets = [t for t in TARGETS if any(s.target == t for s in reps[0].segments)]
     for target in targets:
@@ -509,9 +542,15 @@ def table(reps: list[Repetition], levels: tuple[int, ...]) -> str:
                 f"| {names[target]} | {level} | {m('throughput'):.0f} | {m('p50_ms'):.1f} "
                 f"| {m('p95_ms'):.1f} | {m('p99_ms'):.1f} | {errors} "
                 f"| {m('service_cpu_ms_per_request'):.2f}, {m('postgres_cpu_ms_per_request'):.2f}, "
-                f"{m('loadgen_cpu_ms_per_request'):.2f} | {m('wal_bytes_per_request'):.0f} |"
+                f"{m('loadgen_cpu_ms_per_request'):.2f} | {m('wal_bytes_per_request'):.0f} "
+                f"| {per_statement(rows)} |"
             )
     return "\n".join(lines)
+
+
+def per_statement(rows: list[dict[str, Any]]) -> str:
+    values = [r["events_per_statement"] for r in rows if r.get("events_per_statement")]
+    return f"{median(values):.1f}" if values else "-"
 
 
 def verdicts(reps: list[Repetition], levels: tuple[int, ...], workload: str) -> list[str]:

@@ -25,6 +25,15 @@ WEBHOOK_SECONDS = Histogram(
     "Time to verify and apply one Stripe event",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+WEBHOOK_STATEMENT_EVENTS = Histogram(
+    "queue_webhook_statement_events",
+    "Stripe events applied per statement (more than one when deliveries arrive together)",
+    buckets=(1, 2, 4, 8, 16, 32),
+)
+WEBHOOK_BATCH_SPLITS = Counter(
+    "queue_webhook_batch_splits_total",
+    "Statements of several events rolled back by an error, their events then applied one by one",
+)
 WEBHOOK_SIGNATURE_FAILURES = Counter(
     "queue_webhook_signature_failures_total", "Webhook deliveries rejected", ["reason"]
 )

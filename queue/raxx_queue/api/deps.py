@@ -28,6 +28,7 @@ from raxx_queue.settings import Settings
 from raxx_queue.stripe_gateway import StripeGateway
 from raxx_queue.vocabulary import QUEUE_CUSTOMER_ID_PATTERN, Actor
 from raxx_queue.wakeups import BackgroundWorker, Wakeups
+from raxx_queue.webhooks.batching import EventBatcher
 from raxx_queue.webhooks.catchup_worker import EventCatchup
 from raxx_queue.webhooks.retention import EventRetentionJob
 
@@ -118,6 +119,8 @@ class Services:
     stripe: StripeGateway | None = None
     wakeups: Wakeups = field(default_factory=Wakeups)
     workers: Workers = field(default_factory=Workers)
+    # Stripe's deliveries to the database, several per statement when they arrive together
+    batcher: EventBatcher | None = None
 
 
 # Dependencies are `async def`: FastAPI runs plain `def` dependencies in a thread

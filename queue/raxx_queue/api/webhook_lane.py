@@ -55,7 +55,13 @@ async def acknowledge_delivery(
 ) -> dict[str, Any]:
     """Verify and apply a delivery; its acknowledgement (WebhookAck) once committed."""
     result = await receive_delivery(
-        services.db, services.stripe, services.settings, body, signature, request_id
+        services.db,
+        services.stripe,
+        services.settings,
+        body,
+        signature,
+        request_id,
+        services.batcher,
     )
     annotate_request_log(
         scope,

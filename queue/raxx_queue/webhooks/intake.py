@@ -23,6 +23,7 @@ from raxx_queue.metrics import (
 from raxx_queue.plans import price_tiers
 from raxx_queue.sentry import capture_security_event
 from raxx_queue.settings import Settings
+from raxx_queue.webhooks.batching import EventBatcher
 from raxx_queue.webhooks.errors import InvalidSignature, WebhookNotConfigured
 from raxx_queue.webhooks.pipeline import (
     EventContext,
@@ -110,6 +111,7 @@ async def receive_delivery(
     payload: bytes,
     signature: str | None,
     request_id: str | None,
+    batcher: EventBatcher | None = None,
 ) -> EventResult:
     """Verify, then apply in one transaction; the result only once it is committed."""
     started = time.perf_counter()
@@ -123,7 +125,7 @@ async def receive_delivery(
         request_id=request_id,
         ignore=other_mode,
     )
-    result = await apply_stripe_event(db, event, context, stripe)
+    result = await apply_stripe_event(db, event, context, stripe, batcher)
     if other_mode and result.outcome == "ignored":
         log.warning("webhook_other_mode_ignored", event_id=result.event_id, type=result.event_type)
     WEBHOOK_EVENTS.labels(type=result.event_type, outcome=result.outcome).inc()

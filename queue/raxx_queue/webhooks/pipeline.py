@@ -14,15 +14,12 @@ from raxx_queue.errors import ServiceError
 from raxx_queue.mirror.rows import log_access_change
 from raxx_queue.vocabulary import Actor
 from raxx_queue.webhooks.api_versions import observe_api_version
+from raxx_queue.webhooks.batching import EventBatcher, apply_one
 from raxx_queue.webhooks.changes import EventChange, Json, build_change, subscription_change
 from raxx_queue.webhooks.errors import InvalidEvent
 
 log = structlog.get_logger(__name__)
 
-APPLY_EVENT = """
-SELECT outcome, queue_customer_id, mirror_changed, mirror_version, access_change
-  FROM billing_apply_stripe_event($1::jsonb)
-"""
 SAME_SECOND_CONFLICT = "QU001"
 KNOWN_PAYMENT = "SELECT EXISTS (SELECT 1 FROM billing_payment_ref WHERE payment_ref = ANY($1))"
 # Stripe's events nest about ten levels; the JSON encoder stops at 255.
@@ -135,24 +132,25 @@ def apply_params(event: Json, context: EventContext) -> Json:
     return _params(event, build_change(event_type, obj, context.price_tiers), context, force=False)
 
 
-async def _apply(db: Database, params: Json) -> asyncpg.Record:
-    # one statement, so no BEGIN and COMMIT round trips: it commits by itself
-    async with db.autocommit() as tx:
-        try:
-            row = await tx.conn.fetchrow(APPLY_EVENT, params)
-        except UNSTORABLE as error:
-            log.warning("event_unstorable", event_id=params["event_id"], sqlstate=error.sqlstate)
-            raise InvalidEvent("event holds a value Queue cannot store") from None
-        assert row is not None
-        tx.effects.audited = row["outcome"] == "applied"
-        tx.effects.mirror_changed = row["mirror_changed"]
-    return row
+async def _apply(db: Database, params: Json, batcher: EventBatcher | None) -> asyncpg.Record:
+    try:
+        if batcher is None:
+            return await apply_one(db, params)
+        return await batcher.apply(params)
+    except UNSTORABLE as error:
+        log.warning("event_unstorable", event_id=params["event_id"], sqlstate=error.sqlstate)
+        raise InvalidEvent("event holds a value Queue cannot store") from None
 
 
 async def apply_stripe_event(
-    db: Database, event: Json, context: EventContext, stripe: SubscriptionSource | None
+    db: Database,
+    event: Json,
+    context: EventContext,
+    stripe: SubscriptionSource | None,
+    batcher: EventBatcher | None = None,
 ) -> EventResult:
-    """Apply one verified event exactly once; a single statement, so one round trip."""
+    """Apply one verified event exactly once; a single statement, so one round trip
+    (with a batcher, shared with the deliveries that arrived with it)."""
     event_id, event_type, _, obj = event_envelope(event)
     change = build_change(event_type, obj, context.price_tiers)
     if context.ignore:
@@ -161,12 +159,12 @@ async def apply_stripe_event(
     if change.family == "dispute" and change.stripe_customer_id is None:
         change = await _dispute_customer(db, change, stripe)
     try:
-        row = await _apply(db, _params(event, change, context, force=False))
+        row = await _apply(db, _params(event, change, context, force=False), batcher)
     except asyncpg.PostgresError as error:
         if error.sqlstate != SAME_SECOND_CONFLICT:
             raise
         change = await _resolve_same_second(change, event_type, context, stripe)
-        row = await _apply(db, _params(event, change, context, force=True))
+        row = await _apply(db, _params(event, change, context, force=True), None)
     if row["access_change"] is not None:  # committed: the log says what the audit row says
         log_access_change(row["queue_customer_id"], row["access_change"], event_id=event_id)
     return EventResult(
