@@ -46,7 +46,9 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float
         raise AssertionError(f"{what}: not within {timeout}s") from None
 
 
-def _event(n: int, **overrides: Any) -> dict[str, Any]:
+def _event(
+    n: int, event_type: str = "customer.subscription.created", **overrides: Any
+) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "sub": f"sub_batch{n}",
         "customer": f"cus_batch{n}",
@@ -54,7 +56,7 @@ def _event(n: int, **overrides: Any) -> dict[str, Any]:
         "event_id": f"evt_batch{n}",
     }
     fields.update(overrides)
-    return subscription_event("customer.subscription.created", **fields)
+    return subscription_event(event_type, **fields)
 
 
 async def _arriving_together(
@@ -116,24 +118,9 @@ async def test_one_customer_in_a_batch_keeps_the_order_and_the_guard(
     client: AppClient, db: Conn
 ) -> None:
     """Within one statement, a duplicate is a duplicate and an older event is stale."""
-    newer = subscription_event(
-        "customer.subscription.updated",
-        sub="sub_batch1",
-        customer="cus_batch1",
-        queue_customer_id="cust_batch1",
-        event_id="evt_newer",
-        status="past_due",
-        created=T0 + 60,
-    )
-    older = subscription_event(
-        "customer.subscription.updated",
-        sub="sub_batch1",
-        customer="cus_batch1",
-        queue_customer_id="cust_batch1",
-        event_id="evt_older",
-        status="canceled",
-        created=T0 + 30,
-    )
+    updated = "customer.subscription.updated"
+    newer = _event(1, updated, event_id="evt_newer", status="past_due", created=T0 + 60)
+    older = _event(1, updated, event_id="evt_older", status="canceled", created=T0 + 30)
     rest = [_event(1), newer, newer, older]
     tasks = await _arriving_together(client, db, _event(0), rest)
     answers = [answer.json() for answer in await asyncio.gather(*tasks)]
