@@ -256,7 +256,8 @@ async def run_sql(spec: dict[str, Any], bodies: list[bytes]) -> dict[str, Any]:
     """
     import asyncpg
 
-    from raxx_queue.webhooks.pipeline import APPLY_EVENT, EventContext, apply_params
+    from raxx_queue.webhooks.batching import APPLY_EVENT
+    from raxx_queue.webhooks.pipeline import EventContext, apply_params
 
     context = EventContext(price_tiers=spec["price_tiers"], grace_days=7)
     params = [orjson.dumps(apply_params(orjson.loads(body), context)).decode() for body in bodies]
