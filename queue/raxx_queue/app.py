@@ -38,7 +38,6 @@ from raxx_queue.sentry import init_sentry
 from raxx_queue.settings import ConfigError, Settings, load_settings
 from raxx_queue.stripe_gateway import StripeGateway, build_stripe_gateway
 from raxx_queue.wakeups import Wakeups
-from raxx_queue.webhooks.batching import EventBatcher
 from raxx_queue.webhooks.catchup_worker import CatchupConfig, EventCatchup
 from raxx_queue.webhooks.retention import EventRetentionJob
 
@@ -137,7 +136,6 @@ def create_app(
             stripe=gateway,
             wakeups=wakeups,
             workers=workers,
-            batcher=EventBatcher(db),
         )
         running = workers.running()
         for worker in running:

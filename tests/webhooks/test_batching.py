@@ -66,7 +66,6 @@ async def _arriving_together(
     all wait for one statement, the lock goes. The deliveries, in flight."""
     customer = first["data"]["object"]["customer"]
     batcher = client.services.batcher
-    assert batcher is not None
     await db.execute(LOCK, customer)
     try:
         tasks = [asyncio.create_task(deliver(client, first))]
@@ -172,7 +171,6 @@ async def test_a_batch_whose_connection_dies_answers_503_for_each_and_stores_non
     # the first applies; the batch behind it then waits on cus_batch1
     tasks = await _arriving_together(client, db, _event(0), rest)
     batcher = client.services.batcher
-    assert batcher is not None
 
     async def batch_waits() -> bool:
         return batcher.waiting == 0 and bool(await db.fetchval(WAITING_ON_LOCK))

@@ -120,7 +120,10 @@ class Services:
     wakeups: Wakeups = field(default_factory=Wakeups)
     workers: Workers = field(default_factory=Workers)
     # Stripe's deliveries to the database, several per statement when they arrive together
-    batcher: EventBatcher | None = None
+    batcher: EventBatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.batcher = EventBatcher(self.db)
 
 
 # Dependencies are `async def`: FastAPI runs plain `def` dependencies in a thread

@@ -1,8 +1,8 @@
 """Deliveries that arrive together, applied together: one statement, one commit.
 
 One delivery at a time, each event is its own statement (`billing_apply_stripe_event`),
-which commits by itself. While a statement is running (MAX_IN_FLIGHT), deliveries that
-arrive wait, and the next statement takes up to MAX_BATCH of them at once
+which commits by itself. While a worker's statement is running, deliveries that arrive
+wait, and its next statement takes up to MAX_BATCH of them at once
 (`billing_apply_stripe_events`): the same function for each event, in one transaction,
 so one round trip, one commit and one WAL flush for all of them. Nobody waits for a
 batch to fill: a statement starts as soon as one is free to, with whatever is waiting.
@@ -15,7 +15,7 @@ its own and the others are still applied. A database that is away fails them all
 it would have one by one.
 
 Within a batch the events go in order of their Stripe customer (stable, so one
-customer's events keep their order of arrival): two statements in flight then take
+customer's events keep their order of arrival): two workers' statements then take
 customers' locks in the same order, and do not deadlock each other on them.
 """
 
@@ -53,10 +53,6 @@ LOCK_WAIT = "250ms"
 # events per statement: enough to share a commit among a burst, small enough that a
 # batch holds its customers' locks for a few milliseconds
 MAX_BATCH = 32
-# statements one process runs at once; deliveries arriving meanwhile wait for the next.
-# One: measured against two, three and four (docs/performance.md), the larger batches
-# of one statement at a time cost less per event than statements running side by side
-MAX_IN_FLIGHT = 1
 
 
 async def apply_one(db: Database, params: Json) -> asyncpg.Record:
@@ -106,16 +102,16 @@ class _Waiting:
 
 class EventBatcher:
     """One process's way to billing_apply_stripe_event(s): a delivery waits only for a
-    statement to be free, then goes with whatever else is waiting."""
+    statement to be free, then goes with whatever else is waiting.
 
-    def __init__(
-        self, db: Database, *, max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT
-    ) -> None:
+    One statement at a time: measured against two, three and four at once
+    (docs/performance.md), the larger batches cost less per event than statements
+    running side by side."""
+
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._max_batch = max_batch
-        self._max_in_flight = max_in_flight
         self._waiting: list[_Waiting] = []
-        self._in_flight = 0
+        self._draining = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -127,16 +123,16 @@ class EventBatcher:
         """The event's row of billing_apply_stripe_event, once its statement committed."""
         waiting = _Waiting(params)
         self._waiting.append(waiting)
-        if self._in_flight < self._max_in_flight:
-            self._in_flight += 1
+        if not self._draining:
+            self._draining = True
             # a statement serves several requests: its log lines name none of them
             contextvars.Context().run(self._spawn, self._drain())
         return await waiting.answer
 
     def _take(self) -> list[_Waiting]:
         """What is waiting, up to a batch; a request that went away is left out."""
-        batch = [w for w in self._waiting[: self._max_batch] if not w.answer.done()]
-        del self._waiting[: self._max_batch]
+        batch = [w for w in self._waiting[:MAX_BATCH] if not w.answer.done()]
+        del self._waiting[:MAX_BATCH]
         return batch
 
     async def _drain(self) -> None:
@@ -155,7 +151,7 @@ class EventBatcher:
             self._waiting.clear()
             raise
         finally:
-            self._in_flight -= 1
+            self._draining = False
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
