@@ -5,8 +5,17 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from raxx_queue.redaction import MAX_SCANNED_CHARS, REDACTED, Redactor, redact_emails
+from raxx_queue.redaction import (
+    _SECRET_SHAPES,
+    MAX_SCANNED_CHARS,
+    REDACTED,
+    Redactor,
+    may_hold_secret_shape,
+    redact_emails,
+)
 
 MIB = 1024 * 1024
 # A linear scan of 1 MiB takes milliseconds even on a loaded machine; the quadratic
@@ -64,3 +73,48 @@ def test_long_strings_are_cut_after_redaction() -> None:
 )
 def test_email_shapes(text: str, expected: str) -> None:
     assert redact_emails(text) == expected
+
+
+# pieces of the secret shapes, in both cases and with the characters re's IGNORECASE
+# takes for ASCII letters (U+017F, the long s, for s; U+212A, the Kelvin sign, for k)
+SHAPE_PIECES = st.sampled_from(
+    [
+        "sk",
+        "rk",
+        "pk",
+        "_test_",
+        "_live_",
+        "wh",
+        "sec_",
+        "sk_",
+        "pi_",
+        "seti_",
+        "_secret_",
+        "Bearer ",
+        "BEARER\t",
+        "bearer",
+        "postgres",
+        "POSTGRESQL://",
+        "postgre\u017f://",
+        "\u212a",
+        "\u017f",
+        "://",
+        "_",
+        " ",
+        "a1",
+        "x",
+    ]
+)
+SHAPE_LIKE = st.lists(st.one_of(SHAPE_PIECES, st.text(max_size=6)), max_size=12).map("".join)
+
+
+@given(SHAPE_LIKE)
+@example("rk_live_abc")
+@example("Authorization: bEaReR abc")
+@example("postgre\u017fql://u@h/db")
+@example("pi_123_secret_456")
+def test_the_shape_pattern_is_skipped_only_where_it_cannot_match(text: str) -> None:
+    """The prefilter before the secret-shape pattern never skips a match."""
+    if _SECRET_SHAPES.search(text) is not None:
+        assert may_hold_secret_shape(text)
+    assert Redactor().text(text) == _SECRET_SHAPES.sub(REDACTED, redact_emails(text))

@@ -77,6 +77,13 @@ def configure_logging(settings: Settings) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    # A line is its event dict, rendered: the stdlib record's source location (found by
+    # walking up the stack on every line), process and thread ids are never read. The
+    # logging HOWTO's "Optimization" switches turn their collection off.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(build_formatter(settings.log_format))
     handler.set_name("raxx_queue")

@@ -22,6 +22,9 @@ from tests.support.webhooks import T0, customer_event, deliver, subscription_eve
 LOCK = "SELECT pg_advisory_lock(billing_customer_lock_key($1))"
 UNLOCK = "SELECT pg_advisory_unlock(billing_customer_lock_key($1))"
 WAITING_ON_LOCK = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+KILL_WAITING = (
+    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+)
 
 
 def _sample(name: str) -> float:
@@ -60,10 +63,15 @@ def _event(
 
 
 async def _arriving_together(
-    client: AppClient, db: Conn, first: dict[str, Any], rest: list[dict[str, Any]]
+    client: AppClient,
+    db: Conn,
+    first: dict[str, Any],
+    rest: list[dict[str, Any]],
+    meanwhile: str | None = None,
 ) -> list[asyncio.Task[httpx.Response]]:
     """Deliver `first` while its customer is locked, then `rest` behind it; once they
-    all wait for one statement, the lock goes. The deliveries, in flight."""
+    all wait for one statement, `meanwhile` runs (SQL) and the lock goes. The
+    deliveries, in flight."""
     customer = first["data"]["object"]["customer"]
     batcher = client.services.batcher
     await db.execute(LOCK, customer)
@@ -80,6 +88,8 @@ async def _arriving_together(
             return batcher.waiting == len(rest)
 
         await _until(rest_wait, "the other deliveries waiting for the statement")
+        if meanwhile is not None:
+            await db.execute(meanwhile)
     finally:
         await db.execute(UNLOCK, customer)
     return tasks
@@ -176,9 +186,7 @@ async def test_a_batch_whose_connection_dies_answers_503_for_each_and_stores_non
         return batcher.waiting == 0 and bool(await db.fetchval(WAITING_ON_LOCK))
 
     await _until(batch_waits, "the batch waiting on its first customer's lock")
-    await db.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-    )
+    await db.execute(KILL_WAITING)
     answers = await asyncio.gather(*tasks)
     await db.execute(UNLOCK, "cus_batch1")
 
@@ -210,3 +218,26 @@ async def test_a_customer_held_for_long_holds_up_only_its_own_events(
     assert await db.fetchval("SELECT count(*) FROM processed_stripe_events") == 4
     (split,) = [e for e in captured_logs.entries if e.get("event") == "webhook_batch_split"]
     assert split["sqlstate"] == "55P03"  # lock_not_available: the batch's lock wait ran out
+
+
+async def test_a_lone_delivery_that_fails_still_hands_on_to_those_waiting_behind_it(
+    client: AppClient, db: Conn, captured_logs: CapturedLogs
+) -> None:
+    """A delivery with no statement running runs its own, in its request; those that
+    arrive meanwhile go together once it ends, however it ended (here its connection
+    dies under it)."""
+    statements, events = _statements()
+    rest = [_event(1), _event(2), _event(3)]
+    tasks = await _arriving_together(client, db, _event(0), rest, meanwhile=KILL_WAITING)
+    answers = await asyncio.gather(*tasks)
+
+    assert [a.status_code for a in answers] == [503, 200, 200, 200]
+    assert answers[0].json()["error"]["code"] == "DATABASE_UNAVAILABLE"
+    assert [a.json()["outcome"] for a in answers[1:]] == ["applied"] * 3
+    # the three behind it in one statement (a failed statement counts no events)
+    assert _statements() == (statements + 1, events + 3)
+    stored = await db.fetch("SELECT event_id FROM processed_stripe_events ORDER BY event_id")
+    assert [r["event_id"] for r in stored] == ["evt_batch1", "evt_batch2", "evt_batch3"]
+    # the lone statement ran in its own request: the line of its lost connection names it
+    (line,) = [e for e in captured_logs.entries if e.get("event") == "database_connection_lost"]
+    assert line["request_id"] == answers[0].headers["x-request-id"]

@@ -146,6 +146,43 @@ async def test_grace_expiry_without_an_event_is_applied_by_the_job(
     assert await job.run_once() == 0
 
 
+async def test_an_invoice_that_writes_nothing_the_mirror_reads_leaves_it_to_the_job(
+    client: AppClient, db: Conn
+) -> None:
+    """invoice.finalized writes only its invoice: the mirror is not recomputed after it
+    (billing_invoice_mirror), so a grace window that ran out meanwhile is still the
+    expiry job's to apply; a payment failure, which writes the subscription, recomputes
+    it at once."""
+    await deliver_ok(client, subscription_event("customer.subscription.created", created=T0))
+    await deliver_ok(
+        client, invoice_event("invoice.payment_failed", status="open", created=T0 + 10)
+    )
+    before = await mirror(db)
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    await db.execute("UPDATE billing_subscription SET grace_until = $1", past)
+
+    finalized = invoice_event("invoice.finalized", invoice="in_2", status="open", created=T0 + 20)
+    assert await deliver_ok(client, finalized) == "applied"
+    assert await mirror(db) == before
+    recorded = await db.fetchval(
+        "SELECT summary ?| '{mirror,access}' FROM billing_action_log WHERE event_id = $1",
+        finalized["id"],
+    )
+    assert recorded is False
+
+    failed = invoice_event(
+        "invoice.payment_failed", invoice="in_2", status="open", created=T0 + 30, attempt_count=2
+    )
+    assert await deliver_ok(client, failed) == "applied"
+    after = await mirror(db)
+    assert (after["entitled"], after["version"]) == (False, before["version"] + 1)
+    access = await db.fetchval(
+        "SELECT summary #>> '{access,after,access}' FROM billing_action_log WHERE event_id = $1",
+        failed["id"],
+    )
+    assert access == "suspended"
+
+
 async def test_downgrade_locks_features_and_upgrade_clears(
     client: httpx.AsyncClient, db: Conn
 ) -> None:

@@ -1,10 +1,10 @@
 """Deliveries that arrive together, applied together: one statement, one commit.
 
 One delivery at a time, each event is its own statement (`billing_apply_stripe_event`),
-which commits by itself. While a worker's statement is running, deliveries that arrive
-wait, and its next statement takes up to MAX_BATCH of them at once
-(`billing_apply_stripe_events`): the same function for each event, in one transaction,
-so one round trip, one commit and one WAL flush for all of them. Nobody waits for a
+which commits by itself, run by the request that brought it. While a worker's statement
+is running, deliveries that arrive wait, and its next statement takes up to MAX_BATCH of
+them at once (`billing_apply_stripe_events`): the same function for each event, in one
+transaction, so one round trip, one commit and one WAL flush for all of them. Nobody waits for a
 batch to fill: a statement starts as soon as one is free to, with whatever is waiting.
 
 Every guarantee is per event as before: each delivery is answered only once the
@@ -121,13 +121,21 @@ class EventBatcher:
 
     async def apply(self, params: Json) -> asyncpg.Record:
         """The event's row of billing_apply_stripe_event, once its statement committed."""
-        waiting = _Waiting(params)
-        self._waiting.append(waiting)
-        if not self._draining:
-            self._draining = True
-            # a statement serves several requests: its log lines name none of them
-            contextvars.Context().run(self._spawn, self._drain())
-        return await waiting.answer
+        if self._draining:
+            waiting = _Waiting(params)
+            self._waiting.append(waiting)
+            return await waiting.answer
+        # no statement running: this delivery's is the next, run by its own request
+        # (no hand-over to another task and back); what arrives meanwhile waits for it
+        self._draining = True
+        try:
+            return await apply_one(self._db, params)
+        finally:
+            self._draining = False
+            if self._waiting:
+                self._draining = True
+                # a statement serves several requests: its log lines name none of them
+                contextvars.Context().run(self._spawn, self._drain())
 
     def _take(self) -> list[_Waiting]:
         """What is waiting, up to a batch; a request that went away is left out."""
