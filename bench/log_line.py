@@ -16,6 +16,7 @@ import logging
 import timeit
 
 import structlog
+from tests.support import values
 
 from raxx_queue.logs import configure_logging
 from raxx_queue.redaction import redactor
@@ -46,9 +47,10 @@ def main() -> None:
     settings = Settings(
         log_format=LogFormat.JSON,
         log_level="INFO",
+        # the redactor scans every line for the configured secrets: the tests' made-up ones
         database_url="postgresql://bench:not-a-secret@127.0.0.1:5432/bench",
-        stripe_webhook_secret="whsec_bench_line_cost_0001",
-        billing_audit_hmac_key="bench-audit-key-line-cost",
+        stripe_webhook_secret=values.WEBHOOK_SECRET,
+        billing_audit_hmac_key=values.AUDIT_KEY,
     )
     configure_logging(settings)
     stream = io.StringIO()

@@ -109,7 +109,7 @@ SHAPE_LIKE = st.lists(st.one_of(SHAPE_PIECES, st.text(max_size=6)), max_size=12)
 
 
 @given(SHAPE_LIKE)
-@example("rk_live_abc")
+@example("pk_live_abc")
 @example("Authorization: bEaReR abc")
 @example("postgre\u017fql://u@h/db")
 @example("pi_123_secret_456")
