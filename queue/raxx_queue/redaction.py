@@ -68,9 +68,9 @@ _SECRET_SHAPES = re.compile(
 
 
 # What every match of _SECRET_SHAPES contains, the parts it matches case-insensitively
-# casefolded (re's IGNORECASE also takes U+017F, the long s, for 's'; casefold() maps it to 's'): a
-# string holding none of them cannot match, and most strings of a log line (ids, routes,
-# outcomes) hold none, so the pattern is not run on them.
+# casefolded (re's IGNORECASE also takes U+017F, the long s, for 's'; casefold() maps
+# it to 's'): a string holding none of them cannot match, and most strings of a log
+# line (ids, routes, outcomes) hold none, so the pattern is not run on them.
 _SHAPE_MARKS = ("_test_", "_live_", "whsec_", "whsk_", "_secret_")
 _SHAPE_MARKS_FOLDED = ("bearer", "postgres")
 

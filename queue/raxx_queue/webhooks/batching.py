@@ -4,8 +4,9 @@ One delivery at a time, each event is its own statement (`billing_apply_stripe_e
 which commits by itself, run by the request that brought it. While a worker's statement
 is running, deliveries that arrive wait, and its next statement takes up to MAX_BATCH of
 them at once (`billing_apply_stripe_events`): the same function for each event, in one
-transaction, so one round trip, one commit and one WAL flush for all of them. Nobody waits for a
-batch to fill: a statement starts as soon as one is free to, with whatever is waiting.
+transaction, so one round trip, one commit and one WAL flush for all of them. Nobody
+waits for a batch to fill: a statement starts as soon as one is free to, with whatever
+is waiting.
 
 Every guarantee is per event as before: each delivery is answered only once the
 statement that applied it has committed, with its own outcome. Any error rolls the
@@ -131,11 +132,12 @@ class EventBatcher:
         try:
             return await apply_one(self._db, params)
         finally:
-            self._draining = False
             if self._waiting:
-                self._draining = True
-                # a statement serves several requests: its log lines name none of them
+                # the drain takes over (still draining); a statement serves several
+                # requests: its log lines name none of them
                 contextvars.Context().run(self._spawn, self._drain())
+            else:
+                self._draining = False
 
     def _take(self) -> list[_Waiting]:
         """What is waiting, up to a batch; a request that went away is left out."""
