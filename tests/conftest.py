@@ -85,6 +85,7 @@ def make_settings(database_url: str | None, **overrides: Any) -> Settings:
     config: dict[str, Any] = {
         "queue_env": "test",
         "database_url": database_url,
+        "web_concurrency": 1,
         "flag_queue_billing": True,
         "flag_billing_audit_writes": True,
         "stripe_restricted_key": values.STRIPE_KEY,

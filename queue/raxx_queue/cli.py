@@ -81,9 +81,8 @@ def cmd_serve(_args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings)
     settings = resolve_database(settings, migrate=True)
-    workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-    warn_if_over_budget(settings, workers)
-    return run_server(settings, workers)
+    warn_if_over_budget(settings, settings.web_concurrency)
+    return run_server(settings, settings.web_concurrency)
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:

@@ -7,7 +7,6 @@ values (the database URL included); the command exits 1 when any line is not `ok
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
@@ -34,7 +33,7 @@ Check = Callable[[Settings], Finding]
 
 
 def check_budget(settings: Settings) -> Finding:
-    budget = connection_budget(settings, int(os.environ.get("WEB_CONCURRENCY", "1")))
+    budget = connection_budget(settings, settings.web_concurrency)
     return Finding("warn" if budget.exceeded else "ok", "connection budget", budget.describe())
 
 

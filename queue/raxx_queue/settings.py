@@ -90,6 +90,8 @@ class Settings(BaseSettings):
 
     queue_env: Environment = Environment.DEVELOPMENT
     port: int = Field(default=8000, ge=1, le=65535)
+    # worker processes of `serve`, each with its own socket, pool and statement lane
+    web_concurrency: int = Field(default=1, ge=1, le=64)
     database_url: SecretStr | None = None
     # connections per worker process; Postgres does best with a few per core, and
     # the plan's connection limit must cover every worker (and one-off dynos)

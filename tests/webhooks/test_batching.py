@@ -3,7 +3,9 @@
 applied, audited and mirrored as on its own, and one event's error stays its own.
 
 To have deliveries arrive together, the first one's customer lock is held: its
-statement waits in Postgres while the others queue behind it, then they go as one."""
+statement waits in Postgres; the next two deliveries go in the statement sent beside
+it, which waits in Postgres for the worker's lane; the rest wait in the process and
+then go as one."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from typing import Any
 import httpx
 from prometheus_client import REGISTRY
 
-from tests.conftest import AppClient
+from raxx_queue.webhooks.batching import LANE_CLASS
+from tests.conftest import AppClient, AppFactory
 from tests.support.database import Conn
 from tests.support.logs import CapturedLogs
 from tests.support.webhooks import T0, customer_event, deliver, subscription_event
@@ -25,6 +28,12 @@ WAITING_ON_LOCK = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND
 KILL_WAITING = (
     "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
 )
+# objsubid 1: the one-integer form (customers); 2: the two-integer form (lanes)
+KILL_WAITING_ON_CUSTOMER = KILL_WAITING + " AND objsubid = 1"
+WAITING_ON_LANE = """
+SELECT count(*) FROM pg_locks
+ WHERE locktype = 'advisory' AND NOT granted AND objsubid = 2 AND classid = $1::int::oid
+"""
 
 
 def _sample(name: str) -> float:
@@ -69,9 +78,10 @@ async def _arriving_together(
     rest: list[dict[str, Any]],
     meanwhile: str | None = None,
 ) -> list[asyncio.Task[httpx.Response]]:
-    """Deliver `first` while its customer is locked, then `rest` behind it; once they
-    all wait for one statement, `meanwhile` runs (SQL) and the lock goes. The
-    deliveries, in flight."""
+    """Deliver `first` while its customer is locked, then `rest` behind it: the first two
+    of them in the statement sent beside the first's (it waits in Postgres for the
+    lane), the others waiting in the process. Then `meanwhile` runs (SQL) and the lock
+    goes. The deliveries, in flight."""
     customer = first["data"]["object"]["customer"]
     batcher = client.services.batcher
     await db.execute(LOCK, customer)
@@ -84,10 +94,14 @@ async def _arriving_together(
         await _until(first_waits, "the first delivery waiting on its customer's lock")
         tasks += [asyncio.create_task(deliver(client, event)) for event in rest]
 
-        async def rest_wait() -> bool:
-            return batcher.waiting == len(rest)
+        beside = 2 if len(rest) >= 2 else 0  # sent once two wait behind the first's one
 
-        await _until(rest_wait, "the other deliveries waiting for the statement")
+        async def rest_wait() -> bool:
+            in_lane = await db.fetchval(WAITING_ON_LANE, LANE_CLASS) == (1 if beside else 0)
+            sent = batcher.in_statements == 1 + beside
+            return in_lane and sent and batcher.waiting == len(rest) - beside
+
+        await _until(rest_wait, "the other deliveries in the lane and waiting")
         if meanwhile is not None:
             await db.execute(meanwhile)
     finally:
@@ -105,8 +119,9 @@ async def test_deliveries_arriving_together_are_each_applied_audited_and_mirrore
     assert [a.status_code for a in answers] == [200] * 12
     assert [a.json()["event_id"] for a in answers] == [f"evt_batch{n}" for n in range(12)]
     assert {a.json()["outcome"] for a in answers} == {"applied"}
-    # the first alone, the eleven behind it in one statement
-    assert _statements() == (statements + 2, events + 12)
+    # the first alone, the next two in the statement sent beside it, the nine after
+    # them in one statement
+    assert _statements() == (statements + 3, events + 12)
     outcomes = await db.fetch("SELECT event_id, outcome FROM processed_stripe_events")
     assert sorted(tuple(r) for r in outcomes) == sorted(
         (f"evt_batch{n}", "applied") for n in range(12)
@@ -123,6 +138,86 @@ async def test_deliveries_arriving_together_are_each_applied_audited_and_mirrore
     )
 
 
+async def test_the_next_statement_waits_in_postgres_and_goes_in_the_order_sent(
+    client: AppClient, db: Conn
+) -> None:
+    """Beside a running statement, the next is sent once as many deliveries wait as the
+    running one holds (at least two); it waits in Postgres for the worker's lane, and no
+    third is sent. The statements commit in the order they were sent."""
+    statements, events = _statements()
+    batcher = client.services.batcher
+    await db.execute(LOCK, "cus_batch0")
+    try:
+        tasks = [asyncio.create_task(deliver(client, _event(0)))]
+
+        async def first_waits() -> bool:
+            return bool(await db.fetchval(WAITING_ON_LOCK))
+
+        await _until(first_waits, "the first delivery waiting on its customer's lock")
+        tasks.append(asyncio.create_task(deliver(client, _event(1))))
+
+        async def one_waits() -> bool:
+            return batcher.waiting == 1
+
+        await _until(one_waits, "the second delivery waiting in the process")
+        assert batcher.in_statements == 1  # one waiting is not yet a statement
+        tasks.append(asyncio.create_task(deliver(client, _event(2))))
+
+        async def second_in_lane() -> bool:
+            return (
+                batcher.in_statements == 3 and await db.fetchval(WAITING_ON_LANE, LANE_CLASS) == 1
+            )
+
+        await _until(second_in_lane, "the second statement waiting for the lane")
+        tasks += [asyncio.create_task(deliver(client, _event(n))) for n in (3, 4)]
+
+        async def rest_wait() -> bool:
+            return batcher.waiting == 2
+
+        await _until(rest_wait, "the last two waiting in the process")
+        assert batcher.in_statements == 3  # two statements sent, no third
+    finally:
+        await db.execute(UNLOCK, "cus_batch0")
+    answers = await asyncio.gather(*tasks)
+
+    assert [a.json()["outcome"] for a in answers] == ["applied"] * 5
+    assert _statements() == (statements + 3, events + 5)
+    audited = await db.fetch("SELECT event_id FROM billing_action_log ORDER BY id")
+    assert [r["event_id"] for r in audited] == [f"evt_batch{n}" for n in range(5)]
+
+
+async def test_with_several_workers_a_worker_sends_one_statement_at_a_time(
+    app_factory: AppFactory, db: Conn
+) -> None:
+    """WEB_CONCURRENCY above 1: the other workers' statements keep Postgres busy, so a
+    worker sends its next statement only once the last has ended, with all that waits."""
+    statements, events = _statements()
+    async with app_factory(web_concurrency=2) as client:
+        batcher = client.services.batcher
+        await db.execute(LOCK, "cus_batch0")
+        try:
+            tasks = [asyncio.create_task(deliver(client, _event(0)))]
+
+            async def first_waits() -> bool:
+                return bool(await db.fetchval(WAITING_ON_LOCK))
+
+            await _until(first_waits, "the first delivery waiting on its customer's lock")
+            tasks += [asyncio.create_task(deliver(client, _event(n))) for n in (1, 2, 3)]
+
+            async def rest_wait() -> bool:
+                return batcher.waiting == 3
+
+            await _until(rest_wait, "the other deliveries waiting in the process")
+            assert batcher.in_statements == 1
+            assert await db.fetchval(WAITING_ON_LANE, LANE_CLASS) == 0
+        finally:
+            await db.execute(UNLOCK, "cus_batch0")
+        answers = await asyncio.gather(*tasks)
+
+    assert [a.json()["outcome"] for a in answers] == ["applied"] * 4
+    assert _statements() == (statements + 2, events + 4)
+
+
 async def test_one_customer_in_a_batch_keeps_the_order_and_the_guard(
     client: AppClient, db: Conn
 ) -> None:
@@ -130,12 +225,14 @@ async def test_one_customer_in_a_batch_keeps_the_order_and_the_guard(
     updated = "customer.subscription.updated"
     newer = _event(1, updated, event_id="evt_newer", status="past_due", created=T0 + 60)
     older = _event(1, updated, event_id="evt_older", status="canceled", created=T0 + 30)
-    rest = [_event(1), newer, newer, older]
+    rest = [_event(2), _event(3), _event(1), newer, newer, older]  # the last four together
     tasks = await _arriving_together(client, db, _event(0), rest)
     answers = [answer.json() for answer in await asyncio.gather(*tasks)]
 
     assert [(a["event_id"], a["outcome"]) for a in answers] == [
         ("evt_batch0", "applied"),
+        ("evt_batch2", "applied"),
+        ("evt_batch3", "applied"),
         ("evt_batch1", "applied"),
         ("evt_newer", "applied"),
         ("evt_newer", "duplicate"),
@@ -145,7 +242,7 @@ async def test_one_customer_in_a_batch_keeps_the_order_and_the_guard(
         "SELECT status FROM billing_subscription WHERE stripe_subscription_id = 'sub_batch1'"
     )
     assert status == "past_due"
-    assert await db.fetchval("SELECT count(*) FROM billing_action_log") == 3
+    assert await db.fetchval("SELECT count(*) FROM billing_action_log") == 5
 
 
 async def test_an_event_that_cannot_be_stored_fails_alone_and_the_rest_apply(
@@ -153,16 +250,17 @@ async def test_an_event_that_cannot_be_stored_fails_alone_and_the_rest_apply(
 ) -> None:
     splits = _sample("queue_webhook_batch_splits_total")
     unstorable = customer_event("customer.created", customer="cus_batch2", name="a\u0000b")
-    rest = [_event(1), unstorable, _event(3)]
+    rest = [_event(4), _event(5), _event(1), unstorable, _event(3)]  # the last three together
     answers = await asyncio.gather(*await _arriving_together(client, db, _event(0), rest))
 
-    assert [a.status_code for a in answers] == [200, 200, 400, 200]
-    assert answers[2].json()["error"]["code"] == "INVALID_EVENT"
-    assert [a.json().get("outcome") for a in answers] == ["applied", "applied", None, "applied"]
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 400, 200]
+    assert answers[4].json()["error"]["code"] == "INVALID_EVENT"
+    outcomes = [a.json().get("outcome") for a in answers]
+    assert outcomes == ["applied", "applied", "applied", "applied", None, "applied"]
     assert _sample("queue_webhook_batch_splits_total") == splits + 1
     stored = await db.fetch("SELECT event_id FROM processed_stripe_events ORDER BY event_id")
-    assert [r["event_id"] for r in stored] == ["evt_batch0", "evt_batch1", "evt_batch3"]
-    assert await db.fetchval("SELECT count(*) FROM billing_action_log") == 3
+    assert [r["event_id"] for r in stored] == [f"evt_batch{n}" for n in (0, 1, 3, 4, 5)]
+    assert await db.fetchval("SELECT count(*) FROM billing_action_log") == 5
     (split,) = [e for e in captured_logs.entries if e.get("event") == "webhook_batch_split"]
     assert split["events"] == 3
     assert split["sqlstate"] is not None
@@ -177,8 +275,8 @@ async def test_a_batch_whose_connection_dies_answers_503_for_each_and_stores_non
     """The database going away under a statement of several events: each of its
     deliveries gets a 503 (Stripe retries), none a 500, and none of them is stored."""
     await db.execute(LOCK, "cus_batch1")  # the batch's first customer, in lock order
-    rest = [_event(3), _event(1), _event(2)]
-    # the first applies; the batch behind it then waits on cus_batch1
+    rest = [_event(3), _event(1)]
+    # the first applies; the statement sent beside it then waits on cus_batch1
     tasks = await _arriving_together(client, db, _event(0), rest)
     batcher = client.services.batcher
 
@@ -190,7 +288,7 @@ async def test_a_batch_whose_connection_dies_answers_503_for_each_and_stores_non
     answers = await asyncio.gather(*tasks)
     await db.execute(UNLOCK, "cus_batch1")
 
-    assert [a.status_code for a in answers] == [200, 503, 503, 503]
+    assert [a.status_code for a in answers] == [200, 503, 503]
     assert {a.json()["error"]["code"] for a in answers[1:]} == {"DATABASE_UNAVAILABLE"}
     stored = await db.fetch("SELECT event_id FROM processed_stripe_events")
     assert [r["event_id"] for r in stored] == ["evt_batch0"]
@@ -224,20 +322,21 @@ async def test_a_lone_delivery_that_fails_still_hands_on_to_those_waiting_behind
     client: AppClient, db: Conn, captured_logs: CapturedLogs
 ) -> None:
     """A delivery with no statement running runs its own, in its request; those that
-    arrive meanwhile go together once it ends, however it ended (here its connection
-    dies under it)."""
+    arrive meanwhile go on once it ends, however it ended (here its connection dies
+    under it): the statement waiting for the lane, then the rest together."""
     statements, events = _statements()
-    rest = [_event(1), _event(2), _event(3)]
-    tasks = await _arriving_together(client, db, _event(0), rest, meanwhile=KILL_WAITING)
+    rest = [_event(n) for n in range(1, 6)]
+    meanwhile = KILL_WAITING_ON_CUSTOMER
+    tasks = await _arriving_together(client, db, _event(0), rest, meanwhile=meanwhile)
     answers = await asyncio.gather(*tasks)
 
-    assert [a.status_code for a in answers] == [503, 200, 200, 200]
+    assert [a.status_code for a in answers] == [503, 200, 200, 200, 200, 200]
     assert answers[0].json()["error"]["code"] == "DATABASE_UNAVAILABLE"
-    assert [a.json()["outcome"] for a in answers[1:]] == ["applied"] * 3
-    # the three behind it in one statement (a failed statement counts no events)
-    assert _statements() == (statements + 1, events + 3)
+    assert [a.json()["outcome"] for a in answers[1:]] == ["applied"] * 5
+    # two behind it in the lane, three after them (a failed statement counts no events)
+    assert _statements() == (statements + 2, events + 5)
     stored = await db.fetch("SELECT event_id FROM processed_stripe_events ORDER BY event_id")
-    assert [r["event_id"] for r in stored] == ["evt_batch1", "evt_batch2", "evt_batch3"]
+    assert [r["event_id"] for r in stored] == [f"evt_batch{n}" for n in range(1, 6)]
     # the lone statement ran in its own request: the line of its lost connection names it
     (line,) = [e for e in captured_logs.entries if e.get("event") == "database_connection_lost"]
     assert line["request_id"] == answers[0].headers["x-request-id"]

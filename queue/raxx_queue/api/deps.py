@@ -28,7 +28,7 @@ from raxx_queue.settings import Settings
 from raxx_queue.stripe_gateway import StripeGateway
 from raxx_queue.vocabulary import QUEUE_CUSTOMER_ID_PATTERN, Actor
 from raxx_queue.wakeups import BackgroundWorker, Wakeups
-from raxx_queue.webhooks.batching import EventBatcher
+from raxx_queue.webhooks.batching import EventBatcher, lane_depth
 from raxx_queue.webhooks.catchup_worker import EventCatchup
 from raxx_queue.webhooks.retention import EventRetentionJob
 
@@ -123,7 +123,7 @@ class Services:
     batcher: EventBatcher = field(init=False)
 
     def __post_init__(self) -> None:
-        self.batcher = EventBatcher(self.db)
+        self.batcher = EventBatcher(self.db, lane_depth(self.settings.web_concurrency))
 
 
 # Dependencies are `async def`: FastAPI runs plain `def` dependencies in a thread

@@ -2,28 +2,40 @@
 
 One delivery at a time, each event is its own statement (`billing_apply_stripe_event`),
 which commits by itself, run by the request that brought it. While a worker's statement
-is running, deliveries that arrive wait, and its next statement takes up to MAX_BATCH of
+is running, deliveries that arrive wait, and a later statement takes up to MAX_BATCH of
 them at once (`billing_apply_stripe_events`): the same function for each event, in one
 transaction, so one round trip, one commit and one WAL flush for all of them. Nobody
 waits for a batch to fill: a statement starts as soon as one is free to, with whatever
 is waiting.
 
+A worker's statements form a lane: each takes the worker's lane lock before its first
+event and holds it to its commit, so they run in Postgres one at a time, in the order
+they reached it. A worker that is the service's only one sends two at once: the second
+waits in Postgres for the first to commit and starts at once after it, without waiting
+for the worker to read the first's answer and send the next; the worker meanwhile
+answers and reads the other group of deliveries. The second is sent once as many
+deliveries wait as the running one holds, so that the lane keeps whole batches rather
+than a trickle of small ones. With several workers each sends one at a time: the
+others' statements keep Postgres busy (lane_depth).
+
 Every guarantee is per event as before: each delivery is answered only once the
 statement that applied it has committed, with its own outcome. Any error rolls the
-whole statement back; each of its events is then applied on its own, as if it had come
-alone, so one event's error (a value Postgres cannot store, a same-second conflict) is
-its own and the others are still applied. A database that is away fails them all, as
-it would have one by one.
+whole statement back; each of its events is then applied on its own, outside the lane,
+as if it had come alone, so one event's error (a value Postgres cannot store, a
+same-second conflict) is its own and the others are still applied. A database that is
+away fails them all, as it would have one by one.
 
 Within a batch the events go in order of their Stripe customer (stable, so one
 customer's events keep their order of arrival): two workers' statements then take
-customers' locks in the same order, and do not deadlock each other on them.
+customers' locks in the same order, and do not deadlock each other on them. The lane
+lock is taken before any customer's lock, and no other statement takes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import secrets
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,10 +55,20 @@ APPLY_EVENT = """
 SELECT outcome, queue_customer_id, mirror_changed, mirror_version, access_change
   FROM billing_apply_stripe_event($1::jsonb)
 """
-APPLY_EVENTS = """
-SELECT n, outcome, queue_customer_id, mirror_changed, mirror_version, access_change
-  FROM billing_apply_stripe_events($1::jsonb, $2)
+# The lane lock is the argument's subquery: taken before the function's first statement
+# and, as a transaction lock, held to the commit. It waits without the batch's
+# LOCK_WAIT (set inside the function): only as long as the lane's statement before it.
+APPLY_EVENT_IN_LANE = """
+SELECT outcome, queue_customer_id, mirror_changed, mirror_version, access_change
+  FROM billing_apply_stripe_event((SELECT $1::jsonb FROM pg_advisory_xact_lock($2, $3)))
 """
+APPLY_EVENTS_IN_LANE = """
+SELECT n, outcome, queue_customer_id, mirror_changed, mirror_version, access_change
+  FROM billing_apply_stripe_events((SELECT $1::jsonb FROM pg_advisory_xact_lock($3, $4)), $2)
+"""
+# The advisory lock class of the lanes: the two-integer form, which never meets the
+# one-integer locks of customers and sealers; the second is the worker's (random).
+LANE_CLASS = 0x51554555
 # How long a batch may wait for a lock (another worker's batch holding a customer takes
 # milliseconds): past it, the batch gives way and its events are applied on their own,
 # so a customer held for long (an erasure, a stuck session) holds up only its own events
@@ -54,12 +76,27 @@ LOCK_WAIT = "250ms"
 # events per statement: enough to share a commit among a burst, small enough that a
 # batch holds its customers' locks for a few milliseconds
 MAX_BATCH = 32
+# statements sent at once by a worker that is the only one: one running in Postgres,
+# one waiting there (see lane_depth)
+STATEMENTS = 2
 
 
-async def apply_one(db: Database, params: Json) -> asyncpg.Record:
-    """Apply one event in its own statement (it commits by itself: no BEGIN, no COMMIT)."""
+def lane_depth(workers: int) -> int:
+    """Statements a worker sends at once. Two when it is the service's only worker:
+    Postgres would otherwise idle between its statements. One with several workers:
+    the others' statements fill those gaps, and measured, the second statement only
+    made batches smaller and events dearer (docs/performance.md)."""
+    return STATEMENTS if workers == 1 else 1
+
+
+async def apply_one(db: Database, params: Json, lane: int | None = None) -> asyncpg.Record:
+    """Apply one event in its own statement (it commits by itself: no BEGIN, no COMMIT),
+    in the given lane if any."""
     async with db.autocommit() as tx:
-        row = await tx.conn.fetchrow(APPLY_EVENT, params)
+        if lane is None:
+            row = await tx.conn.fetchrow(APPLY_EVENT, params)
+        else:
+            row = await tx.conn.fetchrow(APPLY_EVENT_IN_LANE, params, LANE_CLASS, lane)
         assert row is not None
         tx.effects.audited = row["outcome"] == "applied"
         tx.effects.mirror_changed = row["mirror_changed"]
@@ -71,11 +108,14 @@ def _lock_order(params: Json) -> str:
     return str(params.get("stripe_customer_id") or "")
 
 
-async def apply_many(db: Database, batch: list[Json]) -> list[asyncpg.Record]:
-    """Apply events in one statement; their rows, in the order given. Any error: none is."""
+async def apply_many(db: Database, batch: list[Json], lane: int) -> list[asyncpg.Record]:
+    """Apply events in one statement of the lane; their rows, in the order given. Any
+    error: none is."""
     order = sorted(range(len(batch)), key=lambda i: _lock_order(batch[i]))
     async with db.autocommit() as tx:
-        rows = await tx.conn.fetch(APPLY_EVENTS, [batch[i] for i in order], LOCK_WAIT)
+        rows = await tx.conn.fetch(
+            APPLY_EVENTS_IN_LANE, [batch[i] for i in order], LOCK_WAIT, LANE_CLASS, lane
+        )
         tx.effects.audited = any(row["outcome"] == "applied" for row in rows)
         tx.effects.mirror_changed = any(row["mirror_changed"] for row in rows)
     if len(rows) != len(batch):
@@ -105,14 +145,18 @@ class EventBatcher:
     """One process's way to billing_apply_stripe_event(s): a delivery waits only for a
     statement to be free, then goes with whatever else is waiting.
 
-    One statement at a time: measured against two, three and four at once
-    (docs/performance.md), the larger batches cost less per event than statements
-    running side by side."""
+    At most `statements` at once (lane_depth), in the process's lane (see the module's
+    doc). With none running, a delivery runs its own. With one running, the deliveries
+    arriving wait, and the next statement is sent once as many wait as the running one
+    holds (at least two) if a second may be sent, else when the running one ends."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, statements: int) -> None:
         self._db = db
+        self._statements = statements
+        # random, not the pid: dynos' containers give their workers the same pids
+        self._lane = secrets.randbits(31)
         self._waiting: list[_Waiting] = []
-        self._draining = False
+        self._running: list[int] = []  # the events of each statement sent
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -120,24 +164,42 @@ class EventBatcher:
         """Deliveries waiting for a statement (not those in one)."""
         return len(self._waiting)
 
+    @property
+    def in_statements(self) -> int:
+        """Deliveries in the statements sent (running or waiting in Postgres)."""
+        return sum(self._running)
+
     async def apply(self, params: Json) -> asyncpg.Record:
         """The event's row of billing_apply_stripe_event, once its statement committed."""
-        if self._draining:
-            waiting = _Waiting(params)
-            self._waiting.append(waiting)
-            return await waiting.answer
-        # no statement running: this delivery's is the next, run by its own request
-        # (no hand-over to another task and back); what arrives meanwhile waits for it
-        self._draining = True
-        try:
-            return await apply_one(self._db, params)
-        finally:
-            if self._waiting:
-                # the drain takes over (still draining); a statement serves several
-                # requests: its log lines name none of them
-                contextvars.Context().run(self._spawn, self._drain())
-            else:
-                self._draining = False
+        if not self._running and not self._waiting:
+            # none running: this delivery's is the next, run by its own request (no
+            # hand-over to another task and back); what arrives meanwhile waits
+            self._running.append(1)
+            try:
+                return await apply_one(self._db, params, self._lane)
+            finally:
+                self._running.remove(1)
+                self._send_ready()
+        waiting = _Waiting(params)
+        self._waiting.append(waiting)
+        self._send_ready()
+        return await waiting.answer
+
+    def _ready(self) -> bool:
+        """Whether the next statement should be sent now, with what waits."""
+        if not self._waiting or len(self._running) >= self._statements:
+            return False
+        if not self._running:
+            return True
+        return len(self._waiting) >= min(MAX_BATCH, max(2, *self._running))
+
+    def _send_ready(self) -> None:
+        while self._ready():
+            batch = self._take()
+            if batch:
+                self._running.append(len(batch))
+                # a statement serves several requests: its log lines name none of them
+                contextvars.Context().run(self._spawn, self._statement(batch))
 
     def _take(self) -> list[_Waiting]:
         """What is waiting, up to a batch; a request that went away is left out."""
@@ -145,23 +207,21 @@ class EventBatcher:
         del self._waiting[:MAX_BATCH]
         return batch
 
-    async def _drain(self) -> None:
-        """Statements one after another, each taking what waits as it starts."""
-        batch: list[_Waiting] = []
+    async def _statement(self, batch: list[_Waiting]) -> None:
+        """One statement of the lane, for what was waiting."""
         try:
-            while self._waiting:
-                batch = self._take()
-                if len(batch) == 1:
-                    await self._alone(batch[0])
-                elif batch:
-                    await self._together(batch)
-        except asyncio.CancelledError:
+            if len(batch) == 1:
+                await self._alone(batch[0], self._lane)
+            else:
+                await self._together(batch)
+        except asyncio.CancelledError:  # shutting down: none of these is answered
             for waiting in [*batch, *self._waiting]:
                 waiting.answer.cancel()
             self._waiting.clear()
             raise
         finally:
-            self._draining = False
+            self._running.remove(len(batch))
+            self._send_ready()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -172,9 +232,9 @@ class EventBatcher:
         for waiting in events:
             await self._alone(waiting)
 
-    async def _alone(self, waiting: _Waiting) -> None:
+    async def _alone(self, waiting: _Waiting, lane: int | None = None) -> None:
         try:
-            row = await apply_one(self._db, waiting.params)
+            row = await apply_one(self._db, waiting.params, lane)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the request raises it, as if it had run it
@@ -184,15 +244,15 @@ class EventBatcher:
 
     async def _together(self, batch: list[_Waiting]) -> None:
         try:
-            rows = await apply_many(self._db, [waiting.params for waiting in batch])
+            rows = await apply_many(self._db, [waiting.params for waiting in batch], self._lane)
         except DatabaseUnavailable:
             for waiting in batch:
                 waiting.fail(DatabaseUnavailable())
             return
         except Exception as error:
             # rolled back: each on its own, so the error stays with its event; one
-            # customer's events in order, customers side by side, and the next batch
-            # does not wait for them (one of them may wait long for its customer's lock)
+            # customer's events in order, customers side by side, outside the lane: the
+            # next batch does not wait for them (one may wait long for its customer)
             WEBHOOK_BATCH_SPLITS.inc()
             log.info(
                 "webhook_batch_split",
