@@ -1,0 +1,143 @@
+"""Before and after on the same host at the same time: two builds of Queue, interleaved.
+
+    git worktree add /tmp/before <commit>
+    TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
+      .venv/bin/python -m bench.ab --before-dir /tmp/before --workers 1 --levels 8,16,32,64
+
+Starts `raxx-queue serve` twice, each on its own fresh database cloned from one
+migrated template (the current code's migrations: a change that adds one is measured
+with the bench.run figures instead): once from the checkout given by --before-dir (its
+`queue/` first on PYTHONPATH), once from this checkout. Both take the same warm-up of
+full-size deliveries (bench/fullsize.py: 10,000 customers, each one's subscription
+created), then, round after round, each concurrency level gets fresh full-size
+deliveries that both are sent in turn (the order alternates from one round to the
+next) by bench/loadgen.py. Both stay up throughout, so the host's drift between the
+two is seconds, not minutes; on a shared virtual machine that drift is larger than
+most changes.
+
+Prints each round as it goes, then per level the medians of req/s, the median and
+range of the after/before ratios taken within each round, CPU ms per delivery of the
+service and of its Postgres backends, p99 and events per statement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from tests.support import values
+from tests.support.database import drop_database
+from tests.support.process import worker_pids
+
+from bench import sidebyside as sbs
+from bench.fullsize import FullSizeStream
+from bench.run import Bench, Plan
+
+BUILDS = ("before", "after")
+
+
+async def measure(args: argparse.Namespace) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    scratch = Path(tempfile.mkdtemp(prefix="queue-ab-"))
+    bench = Bench(Plan(reps=1), scratch)
+    runner = sbs.SideBySide(bench, None, 1, tuple(args.levels))
+    stream = FullSizeStream(args.customers)
+    warmup = runner.bodies_file("warmup", stream.take(args.customers))
+    template = await bench.template()
+    urls = {build: await bench.clone(template) for build in BUILDS}
+    server = await asyncpg.connect(bench.server)
+    results: dict[tuple[str, int], list[dict[str, Any]]] = {
+        (build, level): [] for build in BUILDS for level in args.levels
+    }
+    try:
+        with ExitStack() as stack:
+            targets = {}
+            for build in BUILDS:
+                if build == "before":  # the service's environment is read from ours
+                    before = args.before_dir.resolve()
+                    os.environ["PYTHONPATH"] = f"{before / 'queue'}:{before}"
+                try:
+                    service = stack.enter_context(bench.service(urls[build], args.workers, build))
+                finally:
+                    os.environ.pop("PYTHONPATH", None)
+                pids = worker_pids(service.process.pid)
+                spec = {"kind": "webhook", "url": service.url, "secret": values.WEBHOOK_SECRET}
+                targets[build] = sbs.Target(f"queue-{build}", service.url, urls[build], pids, spec)
+            for build in BUILDS:
+                await runner.segment(server, targets[build], warmup, 16, wal=False)
+            for round_ in range(args.rounds):
+                for level in args.levels:
+                    bodies = runner.bodies_file(f"r{round_}c{level}", stream.take(args.per_level))
+                    order = BUILDS if round_ % 2 == 0 else BUILDS[::-1]
+                    for build in order:
+                        measured = await runner.segment(server, targets[build], bodies, level)
+                        results[(build, level)].append(measured)
+                    print(
+                        f"round {round_ + 1} c={level}: "
+                        + ", ".join(
+                            f"{b} {results[(b, level)][-1]['throughput']:.0f}/s" for b in BUILDS
+                        ),
+                        flush=True,
+                    )
+    finally:
+        await server.close()
+        for url in urls.values():
+            await drop_database(bench.server, url)
+        await drop_database(bench.server, template)
+    return results
+
+
+def summary(results: dict[tuple[str, int], list[dict[str, Any]]], levels: list[int]) -> str:
+    def med(rows: list[dict[str, Any]], key: str) -> float:
+        return statistics.median(float(r[key] or 0) for r in rows)
+
+    lines = [
+        "| concurrency | before req/s | after req/s | after/before, per round: median (range)"
+        " | CPU ms/delivery before: service, Postgres | after | p99 ms before, after"
+        " | events per statement before, after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for level in levels:
+        before, after = results[("before", level)], results[("after", level)]
+        ratios = [a["throughput"] / b["throughput"] for a, b in zip(after, before, strict=True)]
+        lines.append(
+            f"| {level} | {med(before, 'throughput'):.0f} | {med(after, 'throughput'):.0f}"
+            f" | {statistics.median(ratios):.2f} ({min(ratios):.2f} to {max(ratios):.2f})"
+            f" | {med(before, 'service_cpu_ms_per_request'):.2f},"
+            f" {med(before, 'postgres_cpu_ms_per_request'):.2f}"
+            f" | {med(after, 'service_cpu_ms_per_request'):.2f},"
+            f" {med(after, 'postgres_cpu_ms_per_request'):.2f}"
+            f" | {med(before, 'p99_ms'):.1f}, {med(after, 'p99_ms'):.1f}"
+            f" | {med(before, 'events_per_statement'):.1f},"
+            f" {med(after, 'events_per_statement'):.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--before-dir", type=Path, required=True, help="a checkout to compare")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[16])
+    parser.add_argument("--per-level", type=int, default=1500, help="deliveries per segment")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--customers", type=int, default=10_000)
+    args = parser.parse_args()
+    if not (args.before_dir / "queue" / "raxx_queue").is_dir():
+        raise SystemExit(f"{args.before_dir}: not a checkout of Queue")
+    results = asyncio.run(measure(args))
+    print(f"\n{args.workers} worker(s), {args.rounds} rounds of {args.per_level} deliveries:")
+    print(summary(results, args.levels))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
