@@ -7,7 +7,8 @@
 Starts `raxx-queue serve` twice, each on its own fresh database cloned from one
 migrated template (the current code's migrations: a change that adds one is measured
 with the bench.run figures instead): once from the checkout given by --before-dir (its
-`queue/` first on PYTHONPATH), once from this checkout. Both take the same warm-up of
+`queue/` first on PYTHONPATH), once as this environment would (this checkout, or what
+PYTHONPATH names). Both take the same warm-up of
 full-size deliveries (bench/fullsize.py: 10,000 customers, each one's subscription
 created), then, round after round, each concurrency level gets fresh full-size
 deliveries that both are sent in turn (the order alternates from one round to the
@@ -58,6 +59,7 @@ async def measure(args: argparse.Namespace) -> dict[tuple[str, int], list[dict[s
     try:
         with ExitStack() as stack:
             targets = {}
+            ours = os.environ.get("PYTHONPATH")
             for build in BUILDS:
                 if build == "before":  # the service's environment is read from ours
                     before = args.before_dir.resolve()
@@ -65,7 +67,10 @@ async def measure(args: argparse.Namespace) -> dict[tuple[str, int], list[dict[s
                 try:
                     service = stack.enter_context(bench.service(urls[build], args.workers, build))
                 finally:
-                    os.environ.pop("PYTHONPATH", None)
+                    if ours is None:
+                        os.environ.pop("PYTHONPATH", None)
+                    else:
+                        os.environ["PYTHONPATH"] = ours
                 pids = worker_pids(service.process.pid)
                 spec = {"kind": "webhook", "url": service.url, "secret": values.WEBHOOK_SECRET}
                 targets[build] = sbs.Target(f"queue-{build}", service.url, urls[build], pids, spec)

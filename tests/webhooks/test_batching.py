@@ -71,6 +71,20 @@ def _event(
     return subscription_event(event_type, **fields)
 
 
+async def _deliver_held(
+    client: httpx.AsyncClient, db: Conn, event: dict[str, Any]
+) -> asyncio.Task[httpx.Response]:
+    """Deliver an event whose customer the caller holds locked; the delivery in flight,
+    once its statement waits on the lock."""
+    task = asyncio.create_task(deliver(client, event))
+
+    async def held() -> bool:
+        return bool(await db.fetchval(WAITING_ON_LOCK))
+
+    await _until(held, "the delivery waiting on its customer's lock")
+    return task
+
+
 async def _arriving_together(
     client: AppClient,
     db: Conn,
@@ -86,12 +100,7 @@ async def _arriving_together(
     batcher = client.services.batcher
     await db.execute(LOCK, customer)
     try:
-        tasks = [asyncio.create_task(deliver(client, first))]
-
-        async def first_waits() -> bool:
-            return bool(await db.fetchval(WAITING_ON_LOCK))
-
-        await _until(first_waits, "the first delivery waiting on its customer's lock")
+        tasks = [await _deliver_held(client, db, first)]
         tasks += [asyncio.create_task(deliver(client, event)) for event in rest]
 
         beside = 2 if len(rest) >= 2 else 0  # sent once two wait behind the first's one
@@ -148,12 +157,7 @@ async def test_the_next_statement_waits_in_postgres_and_goes_in_the_order_sent(
     batcher = client.services.batcher
     await db.execute(LOCK, "cus_batch0")
     try:
-        tasks = [asyncio.create_task(deliver(client, _event(0)))]
-
-        async def first_waits() -> bool:
-            return bool(await db.fetchval(WAITING_ON_LOCK))
-
-        await _until(first_waits, "the first delivery waiting on its customer's lock")
+        tasks = [await _deliver_held(client, db, _event(0))]
         tasks.append(asyncio.create_task(deliver(client, _event(1))))
 
         async def one_waits() -> bool:
@@ -196,12 +200,7 @@ async def test_with_several_workers_a_worker_sends_one_statement_at_a_time(
         batcher = client.services.batcher
         await db.execute(LOCK, "cus_batch0")
         try:
-            tasks = [asyncio.create_task(deliver(client, _event(0)))]
-
-            async def first_waits() -> bool:
-                return bool(await db.fetchval(WAITING_ON_LOCK))
-
-            await _until(first_waits, "the first delivery waiting on its customer's lock")
+            tasks = [await _deliver_held(client, db, _event(0))]
             tasks += [asyncio.create_task(deliver(client, _event(n))) for n in (1, 2, 3)]
 
             async def rest_wait() -> bool:
