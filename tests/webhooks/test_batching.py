@@ -2,10 +2,10 @@
 (webhooks/batching.py): each is still answered with its own outcome once committed,
 applied, audited and mirrored as on its own, and one event's error stays its own.
 
-To have deliveries arrive together, the first one's customer lock is held: its
-statement waits in Postgres; the next two deliveries go in the statement sent beside
-it, which waits in Postgres for the worker's lane; the rest wait in the process and
-then go as one."""
+To have deliveries arrive together, the test holds the worker's lane lock, as a
+statement ahead of them would: the first delivery's statement waits for it in
+Postgres; the next two go in the statement sent beside it, which waits there too; the
+rest wait in the process and then go as one."""
 
 from __future__ import annotations
 
@@ -28,8 +28,15 @@ WAITING_ON_LOCK = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND
 KILL_WAITING = (
     "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
 )
-# objsubid 1: the one-integer form (customers); 2: the two-integer form (lanes)
-KILL_WAITING_ON_CUSTOMER = KILL_WAITING + " AND objsubid = 1"
+# the session that has waited longest for an advisory lock
+KILL_FIRST_WAITING = """
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+ WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'
+ ORDER BY query_start LIMIT 1
+"""
+LANE_LOCK = "SELECT pg_advisory_lock($1, $2)"
+LANE_UNLOCK = "SELECT pg_advisory_unlock($1, $2)"
+# objsubid 2: the two-integer form of advisory locks (lanes); 1: one integer (customers)
 WAITING_ON_LANE = """
 SELECT count(*) FROM pg_locks
  WHERE locktype = 'advisory' AND NOT granted AND objsubid = 2 AND classid = $1::int::oid
@@ -71,17 +78,20 @@ def _event(
     return subscription_event(event_type, **fields)
 
 
+async def _waiting_on_lane(db: Conn, statements: int) -> None:
+    async def waiting() -> bool:
+        return bool(await db.fetchval(WAITING_ON_LANE, LANE_CLASS) == statements)
+
+    await _until(waiting, f"{statements} statement(s) waiting for the lane")
+
+
 async def _deliver_held(
-    client: httpx.AsyncClient, db: Conn, event: dict[str, Any]
+    client: AppClient, db: Conn, event: dict[str, Any]
 ) -> asyncio.Task[httpx.Response]:
-    """Deliver an event whose customer the caller holds locked; the delivery in flight,
-    once its statement waits on the lock."""
+    """Deliver an event while the caller holds the worker's lane; the delivery in
+    flight, once its statement waits for the lane."""
     task = asyncio.create_task(deliver(client, event))
-
-    async def held() -> bool:
-        return bool(await db.fetchval(WAITING_ON_LOCK))
-
-    await _until(held, "the delivery waiting on its customer's lock")
+    await _waiting_on_lane(db, 1)
     return task
 
 
@@ -92,29 +102,27 @@ async def _arriving_together(
     rest: list[dict[str, Any]],
     meanwhile: str | None = None,
 ) -> list[asyncio.Task[httpx.Response]]:
-    """Deliver `first` while its customer is locked, then `rest` behind it: the first two
-    of them in the statement sent beside the first's (it waits in Postgres for the
-    lane), the others waiting in the process. Then `meanwhile` runs (SQL) and the lock
-    goes. The deliveries, in flight."""
-    customer = first["data"]["object"]["customer"]
+    """Deliver `first` while the worker's lane is held, then `rest` behind it: the first
+    two of them in the statement sent beside the first's (both wait for the lane), the
+    others waiting in the process. Then `meanwhile` runs (SQL) and the lane goes. The
+    deliveries, in flight."""
     batcher = client.services.batcher
-    await db.execute(LOCK, customer)
+    await db.execute(LANE_LOCK, LANE_CLASS, batcher.lane)
     try:
         tasks = [await _deliver_held(client, db, first)]
         tasks += [asyncio.create_task(deliver(client, event)) for event in rest]
-
         beside = 2 if len(rest) >= 2 else 0  # sent once two wait behind the first's one
 
         async def rest_wait() -> bool:
-            in_lane = await db.fetchval(WAITING_ON_LANE, LANE_CLASS) == (1 if beside else 0)
             sent = batcher.in_statements == 1 + beside
-            return in_lane and sent and batcher.waiting == len(rest) - beside
+            return sent and batcher.waiting == len(rest) - beside
 
-        await _until(rest_wait, "the other deliveries in the lane and waiting")
+        await _until(rest_wait, "the other deliveries sent and waiting")
+        await _waiting_on_lane(db, 1 + (1 if beside else 0))
         if meanwhile is not None:
             await db.execute(meanwhile)
     finally:
-        await db.execute(UNLOCK, customer)
+        await db.execute(LANE_UNLOCK, LANE_CLASS, batcher.lane)
     return tasks
 
 
@@ -155,7 +163,7 @@ async def test_the_next_statement_waits_in_postgres_and_goes_in_the_order_sent(
     third is sent. The statements commit in the order they were sent."""
     statements, events = _statements()
     batcher = client.services.batcher
-    await db.execute(LOCK, "cus_batch0")
+    await db.execute(LANE_LOCK, LANE_CLASS, batcher.lane)
     try:
         tasks = [await _deliver_held(client, db, _event(0))]
         tasks.append(asyncio.create_task(deliver(client, _event(1))))
@@ -167,12 +175,11 @@ async def test_the_next_statement_waits_in_postgres_and_goes_in_the_order_sent(
         assert batcher.in_statements == 1  # one waiting is not yet a statement
         tasks.append(asyncio.create_task(deliver(client, _event(2))))
 
-        async def second_in_lane() -> bool:
-            return (
-                batcher.in_statements == 3 and await db.fetchval(WAITING_ON_LANE, LANE_CLASS) == 1
-            )
+        async def second_sent() -> bool:
+            return batcher.in_statements == 3
 
-        await _until(second_in_lane, "the second statement waiting for the lane")
+        await _until(second_sent, "the second statement sent")
+        await _waiting_on_lane(db, 2)
         tasks += [asyncio.create_task(deliver(client, _event(n))) for n in (3, 4)]
 
         async def rest_wait() -> bool:
@@ -181,7 +188,7 @@ async def test_the_next_statement_waits_in_postgres_and_goes_in_the_order_sent(
         await _until(rest_wait, "the last two waiting in the process")
         assert batcher.in_statements == 3  # two statements sent, no third
     finally:
-        await db.execute(UNLOCK, "cus_batch0")
+        await db.execute(LANE_UNLOCK, LANE_CLASS, batcher.lane)
     answers = await asyncio.gather(*tasks)
 
     assert [a.json()["outcome"] for a in answers] == ["applied"] * 5
@@ -198,7 +205,7 @@ async def test_with_several_workers_a_worker_sends_one_statement_at_a_time(
     statements, events = _statements()
     async with app_factory(web_concurrency=2) as client:
         batcher = client.services.batcher
-        await db.execute(LOCK, "cus_batch0")
+        await db.execute(LANE_LOCK, LANE_CLASS, batcher.lane)
         try:
             tasks = [await _deliver_held(client, db, _event(0))]
             tasks += [asyncio.create_task(deliver(client, _event(n))) for n in (1, 2, 3)]
@@ -208,9 +215,9 @@ async def test_with_several_workers_a_worker_sends_one_statement_at_a_time(
 
             await _until(rest_wait, "the other deliveries waiting in the process")
             assert batcher.in_statements == 1
-            assert await db.fetchval(WAITING_ON_LANE, LANE_CLASS) == 0
+            assert await db.fetchval(WAITING_ON_LANE, LANE_CLASS) == 1  # the first alone
         finally:
-            await db.execute(UNLOCK, "cus_batch0")
+            await db.execute(LANE_UNLOCK, LANE_CLASS, batcher.lane)
         answers = await asyncio.gather(*tasks)
 
     assert [a.json()["outcome"] for a in answers] == ["applied"] * 4
@@ -317,6 +324,33 @@ async def test_a_customer_held_for_long_holds_up_only_its_own_events(
     assert split["sqlstate"] == "55P03"  # lock_not_available: the batch's lock wait ran out
 
 
+async def test_a_lone_delivery_held_for_long_gives_way_and_the_lane_goes_on(
+    client: AppClient, db: Conn, captured_logs: CapturedLogs
+) -> None:
+    """A delivery running its own statement meets a customer held for long: after
+    LOCK_WAIT it gives way and waits again outside the lane, and the deliveries after it
+    are applied meanwhile."""
+    await db.execute(LOCK, "cus_batch0")
+    try:
+        held = asyncio.create_task(deliver(client, _event(0)))
+
+        async def waits_outside_the_lane() -> bool:
+            split = captured_logs.logged(event="webhook_batch_split")
+            return split and bool(await db.fetchval(WAITING_ON_LOCK))
+
+        await _until(waits_outside_the_lane, "the held delivery waiting outside the lane")
+        answers = await asyncio.gather(*(deliver(client, _event(n)) for n in (1, 2)))
+        assert [a.json()["outcome"] for a in answers] == ["applied"] * 2
+        assert not held.done()
+    finally:
+        await db.execute(UNLOCK, "cus_batch0")
+    answer = await held
+    assert (answer.status_code, answer.json()["outcome"]) == (200, "applied")
+    (split,) = [e for e in captured_logs.entries if e.get("event") == "webhook_batch_split"]
+    assert (split["events"], split["sqlstate"]) == (1, "55P03")
+    assert split["request_id"] == answer.headers["x-request-id"]  # it ran in its request
+
+
 async def test_a_lone_delivery_that_fails_still_hands_on_to_those_waiting_behind_it(
     client: AppClient, db: Conn, captured_logs: CapturedLogs
 ) -> None:
@@ -325,7 +359,7 @@ async def test_a_lone_delivery_that_fails_still_hands_on_to_those_waiting_behind
     under it): the statement waiting for the lane, then the rest together."""
     statements, events = _statements()
     rest = [_event(n) for n in range(1, 6)]
-    meanwhile = KILL_WAITING_ON_CUSTOMER
+    meanwhile = KILL_FIRST_WAITING
     tasks = await _arriving_together(client, db, _event(0), rest, meanwhile=meanwhile)
     answers = await asyncio.gather(*tasks)
 

@@ -57,11 +57,8 @@ SELECT outcome, queue_customer_id, mirror_changed, mirror_version, access_change
 """
 # The lane lock is the argument's subquery: taken before the function's first statement
 # and, as a transaction lock, held to the commit. It waits without the batch's
-# LOCK_WAIT (set inside the function): only as long as the lane's statement before it.
-APPLY_EVENT_IN_LANE = """
-SELECT outcome, queue_customer_id, mirror_changed, mirror_version, access_change
-  FROM billing_apply_stripe_event((SELECT $1::jsonb FROM pg_advisory_xact_lock($2, $3)))
-"""
+# LOCK_WAIT (set inside the function): only as long as the lane's statement before it,
+# which gives way after LOCK_WAIT on any customer's lock.
 APPLY_EVENTS_IN_LANE = """
 SELECT n, outcome, queue_customer_id, mirror_changed, mirror_version, access_change
   FROM billing_apply_stripe_events((SELECT $1::jsonb FROM pg_advisory_xact_lock($3, $4)), $2)
@@ -89,14 +86,11 @@ def lane_depth(workers: int) -> int:
     return STATEMENTS if workers == 1 else 1
 
 
-async def apply_one(db: Database, params: Json, lane: int | None = None) -> asyncpg.Record:
+async def apply_one(db: Database, params: Json) -> asyncpg.Record:
     """Apply one event in its own statement (it commits by itself: no BEGIN, no COMMIT),
-    in the given lane if any."""
+    outside any lane, with no limit on its lock waits."""
     async with db.autocommit() as tx:
-        if lane is None:
-            row = await tx.conn.fetchrow(APPLY_EVENT, params)
-        else:
-            row = await tx.conn.fetchrow(APPLY_EVENT_IN_LANE, params, LANE_CLASS, lane)
+        row = await tx.conn.fetchrow(APPLY_EVENT, params)
         assert row is not None
         tx.effects.audited = row["outcome"] == "applied"
         tx.effects.mirror_changed = row["mirror_changed"]
@@ -165,6 +159,11 @@ class EventBatcher:
         return len(self._waiting)
 
     @property
+    def lane(self) -> int:
+        """The second integer of this process's lane lock (the first is LANE_CLASS)."""
+        return self._lane
+
+    @property
     def in_statements(self) -> int:
         """Deliveries in the statements sent (running or waiting in Postgres)."""
         return sum(self._running)
@@ -176,7 +175,7 @@ class EventBatcher:
             # hand-over to another task and back); what arrives meanwhile waits
             self._running.append(1)
             try:
-                return await apply_one(self._db, params, self._lane)
+                return await self._lane_alone(params)
             finally:
                 self._running.remove(1)
                 self._send_ready()
@@ -207,13 +206,24 @@ class EventBatcher:
         del self._waiting[:MAX_BATCH]
         return batch
 
+    async def _lane_alone(self, params: Json) -> asyncpg.Record:
+        """One event as a statement of the lane, run by its own request; if it gives way
+        (any error but the database's absence: a lock held for long, a value Postgres
+        cannot store, a same-second conflict), again on its own outside the lane, where
+        the error is its own to raise."""
+        try:
+            (row,) = await apply_many(self._db, [params], self._lane)
+        except DatabaseUnavailable:
+            raise
+        except Exception as error:
+            _gave_way(1, error)
+            return await apply_one(self._db, params)
+        return row
+
     async def _statement(self, batch: list[_Waiting]) -> None:
         """One statement of the lane, for what was waiting."""
         try:
-            if len(batch) == 1:
-                await self._alone(batch[0], self._lane)
-            else:
-                await self._together(batch)
+            await self._together(batch)
         except asyncio.CancelledError:  # shutting down: none of these is answered
             for waiting in [*batch, *self._waiting]:
                 waiting.answer.cancel()
@@ -232,9 +242,9 @@ class EventBatcher:
         for waiting in events:
             await self._alone(waiting)
 
-    async def _alone(self, waiting: _Waiting, lane: int | None = None) -> None:
+    async def _alone(self, waiting: _Waiting) -> None:
         try:
-            row = await apply_one(self._db, waiting.params, lane)
+            row = await apply_one(self._db, waiting.params)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the request raises it, as if it had run it
@@ -253,13 +263,7 @@ class EventBatcher:
             # rolled back: each on its own, so the error stays with its event; one
             # customer's events in order, customers side by side, outside the lane: the
             # next batch does not wait for them (one may wait long for its customer)
-            WEBHOOK_BATCH_SPLITS.inc()
-            log.info(
-                "webhook_batch_split",
-                events=len(batch),
-                error_type=type(error).__name__,
-                sqlstate=getattr(error, "sqlstate", None),
-            )
+            _gave_way(len(batch), error)
             by_customer: dict[str, list[_Waiting]] = {}
             for waiting in batch:
                 by_customer.setdefault(_lock_order(waiting.params), []).append(waiting)
@@ -268,3 +272,14 @@ class EventBatcher:
             return
         for waiting, row in zip(batch, rows, strict=True):
             waiting.settle(row)
+
+
+def _gave_way(events: int, error: Exception) -> None:
+    """A statement of the lane rolled back: its events go on their own, outside it."""
+    WEBHOOK_BATCH_SPLITS.inc()
+    log.info(
+        "webhook_batch_split",
+        events=events,
+        error_type=type(error).__name__,
+        sqlstate=getattr(error, "sqlstate", None),
+    )
