@@ -1,12 +1,12 @@
 """Deliveries that arrive together, applied together: one statement, one commit.
 
-One delivery at a time, each event is its own statement (`billing_apply_stripe_event`),
-which commits by itself, run by the request that brought it. While a worker's statement
-is running, deliveries that arrive wait, and a later statement takes up to MAX_BATCH of
-them at once (`billing_apply_stripe_events`): the same function for each event, in one
-transaction, so one round trip, one commit and one WAL flush for all of them. Nobody
-waits for a batch to fill: a statement starts as soon as one is free to, with whatever
-is waiting.
+One delivery at a time, each event is its own statement, which commits by itself, run
+by the request that brought it. While a worker's statement is running, deliveries that
+arrive wait, and a later statement takes up to MAX_BATCH of them at once. Either way the
+statement is `billing_apply_stripe_events`: `billing_apply_stripe_event` for each event,
+in one transaction, so one round trip, one commit and one WAL flush for all of them, and
+at most LOCK_WAIT on any customer's lock. Nobody waits for a batch to fill: a statement
+starts as soon as one is free to, with whatever is waiting.
 
 A worker's statements form a lane: each takes the worker's lane lock before its first
 event and holds it to its commit, so they run in Postgres one at a time, in the order
