@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -61,7 +62,8 @@ from bench.stream import CustomerBlocks
 
 LEVELS = (1, 4, 8, 16, 32, 64)
 QUICK_LEVELS = (1, 16, 64)
-PEER_SECRET = "whsec_peer_bench_5e2b7c9a1d3f"
+# the peer's endpoint secret, drawn for each run
+PEER_SECRET = "whsec_" + secrets.token_hex(16)
 PEER_API_KEY = "peer-bench-api-key-not-used-8c1e"
 # event types of the mixed stream the peer has no handler for: it answers 400
 PEER_UNHANDLED = frozenset({"payout.paid"})

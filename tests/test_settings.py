@@ -227,8 +227,8 @@ def test_mirror_signing_secrets_are_comma_separated_and_decoded(
     clean_env.setenv("RAPTOR_MIRROR_SIGNING_KEY", values.MIRROR_SIGNING_KEY)
     settings = load_settings()
     assert settings.mirror_signing_secrets() == [
-        b"mirror-signing-old-test-secret-1",
-        b"mirror-signing-new-test-secret-2",
+        values.MIRROR_SIGNING_BYTES,
+        values.NEW_MIRROR_SIGNING_BYTES,
     ]
     assert settings.mirror_signing_seed() == b"mirror-ed25519-test-seed-32bytes"
     assert values.MIRROR_SIGNING_SECRET not in repr(settings)

@@ -1,17 +1,35 @@
-"""Fixed test configuration values (none of them real secrets)."""
+"""Test configuration values (none of them real secrets). The webhook and mirror signing
+secrets are drawn afresh in each process, so that none is committed: every service a test
+or benchmark starts gets them from that process (its environment or its load spec)."""
+
+import base64
+import secrets
+
+
+def _webhook_secret() -> str:
+    """A Stripe endpoint secret's shape: `whsec_` and 32 characters."""
+    return "whsec_" + secrets.token_hex(16)
+
+
+def _signing_secret(key: bytes) -> str:
+    """A Standard Webhooks secret: `whsec_` and the base64 of its key."""
+    return "whsec_" + base64.b64encode(key).decode()
+
 
 RAPTOR_TOKEN = "raptor-test-token-7f3a9c1e5b"
 CONSOLE_TOKEN = "console-test-token-2d8e6b4a0c"
 METRICS_TOKEN = "metrics-test-token-9e1b3d5f7a"
-WEBHOOK_SECRET = "whsec_test_current_4f1c2a9e7d3b5a8c"
-OLD_WEBHOOK_SECRET = "whsec_test_previous_9b7d5f3e1a2c4b6d"
-THIN_WEBHOOK_SECRET = "whsec_test_thin_6e2a8c4f0b1d3e5a"
-OLD_THIN_WEBHOOK_SECRET = "whsec_test_thin_previous_3c5e7a9b1d"
+WEBHOOK_SECRET = _webhook_secret()
+OLD_WEBHOOK_SECRET = _webhook_secret()
+THIN_WEBHOOK_SECRET = _webhook_secret()
+OLD_THIN_WEBHOOK_SECRET = _webhook_secret()
 AUDIT_KEY = "audit-hmac-test-key-5c3e1a7b9d"
 MIRROR_TOKEN = "mirror-test-token-8a6c4e2b0d"
 # Standard Webhooks secrets of the mirror pushes (the second for rotations), and a key
-MIRROR_SIGNING_SECRET = "whsec_bWlycm9yLXNpZ25pbmctb2xkLXRlc3Qtc2VjcmV0LTE="
-NEW_MIRROR_SIGNING_SECRET = "whsec_bWlycm9yLXNpZ25pbmctbmV3LXRlc3Qtc2VjcmV0LTI="
+MIRROR_SIGNING_BYTES = secrets.token_bytes(32)
+NEW_MIRROR_SIGNING_BYTES = secrets.token_bytes(32)
+MIRROR_SIGNING_SECRET = _signing_secret(MIRROR_SIGNING_BYTES)
+NEW_MIRROR_SIGNING_SECRET = _signing_secret(NEW_MIRROR_SIGNING_BYTES)
 MIRROR_SIGNING_KEY = "whsk_bWlycm9yLWVkMjU1MTktdGVzdC1zZWVkLTMyYnl0ZXM="
 STRIPE_KEY = "rk_test_queuetests0123456789abcdef"
 PRICE_PRO = "price_pro_monthly_test"
