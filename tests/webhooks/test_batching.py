@@ -351,6 +351,31 @@ async def test_a_lone_delivery_held_for_long_gives_way_and_the_lane_goes_on(
     assert split["request_id"] == answer.headers["x-request-id"]  # it ran in its request
 
 
+async def test_a_lone_delivery_that_gave_way_no_longer_holds_the_workers_statement(
+    app_factory: AppFactory, db: Conn, captured_logs: CapturedLogs
+) -> None:
+    """With several workers a worker sends one statement at a time: once a lone delivery
+    held for long has given way, it waits outside the lane, and a single delivery after
+    it gets the worker's statement at once instead of waiting for the held customer."""
+    async with app_factory(web_concurrency=2) as client:
+        await db.execute(LOCK, "cus_batch0")
+        try:
+            held = asyncio.create_task(deliver(client, _event(0)))
+
+            async def waits_outside_the_lane() -> bool:
+                split = captured_logs.logged(event="webhook_batch_split")
+                return split and bool(await db.fetchval(WAITING_ON_LOCK))
+
+            await _until(waits_outside_the_lane, "the held delivery waiting outside the lane")
+            answer = await asyncio.wait_for(deliver(client, _event(1)), timeout=15)
+            assert (answer.status_code, answer.json()["outcome"]) == (200, "applied")
+            assert not held.done()
+        finally:
+            await db.execute(UNLOCK, "cus_batch0")
+        answer = await held
+    assert (answer.status_code, answer.json()["outcome"]) == (200, "applied")
+
+
 async def test_a_lone_delivery_that_fails_still_hands_on_to_those_waiting_behind_it(
     client: AppClient, db: Conn, captured_logs: CapturedLogs
 ) -> None:

@@ -173,12 +173,10 @@ class EventBatcher:
         if not self._running and not self._waiting:
             # none running: this delivery's is the next, run by its own request (no
             # hand-over to another task and back); what arrives meanwhile waits
-            self._running.append(1)
-            try:
-                return await self._lane_alone(params)
-            finally:
-                self._running.remove(1)
-                self._send_ready()
+            row = await self._lane_alone(params)
+            # given way: again on its own, outside the lane, where the error is its own
+            # to raise; the lane already serves those waiting meanwhile
+            return row if row is not None else await apply_one(self._db, params)
         waiting = _Waiting(params)
         self._waiting.append(waiting)
         self._send_ready()
@@ -206,18 +204,21 @@ class EventBatcher:
         del self._waiting[:MAX_BATCH]
         return batch
 
-    async def _lane_alone(self, params: Json) -> asyncpg.Record:
-        """One event as a statement of the lane, run by its own request; if it gives way
-        (any error but the database's absence: a lock held for long, a value Postgres
-        cannot store, a same-second conflict), again on its own outside the lane, where
-        the error is its own to raise."""
+    async def _lane_alone(self, params: Json) -> asyncpg.Record | None:
+        """One event as a statement of the lane, run by its own request; None if it gave
+        way (any error but the database's absence: a lock held for long, a value Postgres
+        cannot store, a same-second conflict). Either way the lane is free once it ends."""
+        self._running.append(1)
         try:
             (row,) = await apply_many(self._db, [params], self._lane)
         except DatabaseUnavailable:
             raise
         except Exception as error:
             _gave_way(1, error)
-            return await apply_one(self._db, params)
+            return None
+        finally:
+            self._running.remove(1)
+            self._send_ready()
         return row
 
     async def _statement(self, batch: list[_Waiting]) -> None:
