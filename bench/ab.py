@@ -4,10 +4,10 @@
     TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
       .venv/bin/python -m bench.ab --before-dir /tmp/before --workers 1 --levels 8,16,32,64
 
-Starts `raxx-queue serve` twice, each on its own fresh database cloned from one
-migrated template (the current code's migrations: a change that adds one is measured
-with the bench.run figures instead): once from the checkout given by --before-dir (its
-`queue/` first on PYTHONPATH), once as this environment would (this checkout, or what
+Starts `raxx-queue serve` twice, each on its own fresh database migrated from its own
+checkout's migrations (so a change that adds one is measured too): once from the
+checkout given by --before-dir (its `queue/` first on PYTHONPATH, its
+`migrations/sqitch`), once as this environment would (this checkout, or what
 PYTHONPATH names). Both take the same warm-up of
 full-size deliveries (bench/fullsize.py: 10,000 customers, each one's subscription
 created), then, round after round, each concurrency level gets fresh full-size
@@ -34,12 +34,13 @@ from typing import Any
 
 import asyncpg
 from tests.support import values
-from tests.support.database import drop_database
+from tests.support.database import create_database, drop_database
 from tests.support.process import worker_pids
 
 from bench import sidebyside as sbs
 from bench.fullsize import FullSizeStream
 from bench.run import Bench, Plan
+from raxx_queue.db.migrate import deploy
 
 BUILDS = ("before", "after")
 
@@ -50,8 +51,12 @@ async def measure(args: argparse.Namespace) -> dict[tuple[str, int], list[dict[s
     runner = sbs.SideBySide(bench, None, 1, tuple(args.levels))
     stream = FullSizeStream(args.customers)
     warmup = runner.bodies_file("warmup", stream.take(args.customers))
-    template = await bench.template()
-    urls = {build: await bench.clone(template) for build in BUILDS}
+    # each build on its own schema: the after build's from this checkout's migrations,
+    # the before build's from its checkout's (a change that adds a migration is measured)
+    templates = {"after": await bench.template()}
+    templates["before"] = await create_database(bench.server, prefix="queue_bench_template")
+    deploy(templates["before"], args.before_dir.resolve() / "migrations" / "sqitch")
+    urls = {build: await bench.clone(templates[build]) for build in BUILDS}
     server = await asyncpg.connect(bench.server)
     results: dict[tuple[str, int], list[dict[str, Any]]] = {
         (build, level): [] for build in BUILDS for level in args.levels
@@ -94,7 +99,8 @@ async def measure(args: argparse.Namespace) -> dict[tuple[str, int], list[dict[s
         await server.close()
         for url in urls.values():
             await drop_database(bench.server, url)
-        await drop_database(bench.server, template)
+        for template in templates.values():
+            await drop_database(bench.server, template)
     return results
 
 

@@ -81,11 +81,15 @@ async def test_not_ready_when_a_change_is_missing_under_the_same_head_name(
         migrate(url)
         conn = await asyncpg.connect(url)
         try:
-            # as if the change before the head had never been deployed
-            await conn.execute(
-                "DELETE FROM sqitch.changes WHERE change_id = (SELECT change_id"
-                " FROM sqitch.changes ORDER BY committed_at DESC OFFSET 1 LIMIT 1)"
+            # as if the change before the head had never been deployed (the head may
+            # name it as a dependency)
+            before_head = await conn.fetchval(
+                "SELECT change_id FROM sqitch.changes ORDER BY committed_at DESC OFFSET 1 LIMIT 1"
             )
+            await conn.execute(
+                "DELETE FROM sqitch.dependencies WHERE dependency_id = $1", before_head
+            )
+            await conn.execute("DELETE FROM sqitch.changes WHERE change_id = $1", before_head)
         finally:
             await conn.close()
         async with running_app(make_settings(url)) as client:
