@@ -66,11 +66,16 @@ async def measure(args: argparse.Namespace) -> dict[tuple[str, int], list[dict[s
             targets = {}
             ours = os.environ.get("PYTHONPATH")
             for build in BUILDS:
+                own: dict[str, str] = {}
                 if build == "before":  # the service's environment is read from ours
                     before = args.before_dir.resolve()
                     os.environ["PYTHONPATH"] = f"{before / 'queue'}:{before}"
+                    # its schema is its own checkout's: /ready compares it with that plan
+                    own["QUEUE_MIGRATIONS_DIR"] = str(before / "migrations" / "sqitch")
                 try:
-                    service = stack.enter_context(bench.service(urls[build], args.workers, build))
+                    service = stack.enter_context(
+                        bench.service(urls[build], args.workers, build, **own)
+                    )
                 finally:
                     if ours is None:
                         os.environ.pop("PYTHONPATH", None)

@@ -198,8 +198,11 @@ class Bench:
         return url
 
     @contextmanager
-    def service(self, database_url: str, workers: int, label: str) -> Iterator[RunningService]:
-        """`raxx-queue serve` as in production (INFO-level JSON logs), logs to a file."""
+    def service(
+        self, database_url: str, workers: int, label: str, **extra: str
+    ) -> Iterator[RunningService]:
+        """`raxx-queue serve` as in production (INFO-level JSON logs), logs to a file;
+        extra names settings of its own."""
         port = free_port()
         env = service_env(
             database_url,
@@ -208,6 +211,7 @@ class Bench:
             LOG_LEVEL="INFO",
             QUEUE_ENV="staging",
             METRICS_TOKEN=values.METRICS_TOKEN,
+            **extra,
         )
         log = (self.scratch / f"service-{label}.log").open("wb")
         process = subprocess.Popen(
