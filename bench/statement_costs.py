@@ -20,55 +20,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
-from pathlib import Path
 from statistics import median
-from typing import Any
 
-import asyncpg
-import orjson
-from tests.support.database import drop_database
-
-from bench.costs import TIERS
-from bench.fullsize import FullSizeStream
+from bench.lane import fresh_lane
 from bench.procstat import cpu_seconds
-from bench.run import QUICK, Bench
-from raxx_queue.webhooks.batching import APPLY_EVENTS_IN_LANE, LANE_CLASS, LOCK_WAIT
-from raxx_queue.webhooks.pipeline import EventContext, apply_params
+from raxx_queue.webhooks.batching import LANE_CLASS
 
 FLOOR = "INSERT INTO bench_statement_floor (v) SELECT $1 FROM pg_advisory_xact_lock($2, $3)"
 
 
 async def measure(args: argparse.Namespace) -> dict[int, list[tuple[float, float]]]:
-    bench = Bench(QUICK, Path(tempfile.mkdtemp(prefix="queue-statements-")))
-    template = await bench.template()
-    url = await bench.clone(template)
-    stream = FullSizeStream(args.customers)
-    context = EventContext(price_tiers=TIERS, grace_days=7)
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.set_type_codec(
-            "jsonb", encoder=str, decoder=str, schema="pg_catalog", format="text"
-        )
+    async with fresh_lane("queue-statements-", args.customers) as lane:
+        conn = lane.conn
         pid = await conn.fetchval("SELECT pg_backend_pid()")
-        statement = await conn.prepare(APPLY_EVENTS_IN_LANE)
-
-        def params(count: int) -> list[dict[str, Any]]:
-            return [apply_params(orjson.loads(body), context) for body in stream.take(count)]
-
-        async def apply(events: list[dict[str, Any]], size: int) -> None:
-            for i in range(0, len(events), size):
-                batch = orjson.dumps(events[i : i + size]).decode()
-                await statement.fetch(batch, LOCK_WAIT, LANE_CLASS, 1)
-
-        await apply(params(args.customers), 16)  # every customer's subscription, unmeasured
         found: dict[int, list[tuple[float, float]]] = {size: [] for size in args.sizes}
         for round_ in range(args.rounds):
             for size in args.sizes if round_ % 2 == 0 else args.sizes[::-1]:
-                events = params(args.per_size)
+                events = lane.params(args.per_size)
                 cpu, wall = cpu_seconds(pid), time.perf_counter()
-                await apply(events, size)
+                await lane.apply(events, size)
                 found[size].append(
                     (
                         (cpu_seconds(pid) - cpu) / len(events) * 1000,
@@ -88,10 +59,6 @@ async def measure(args: argparse.Namespace) -> dict[int, list[tuple[float, float
                     (time.perf_counter() - wall) / args.per_size * 1000,
                 )
             )
-    finally:
-        await conn.close()
-        await drop_database(bench.server, url)
-        await drop_database(bench.server, template)
     return found
 
 

@@ -19,20 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
-from pathlib import Path
 from typing import Any
 
-import asyncpg
-import orjson
-from tests.support.database import drop_database
-
-from bench.costs import TIERS
-from bench.fullsize import FullSizeStream
+from bench.lane import fresh_lane
 from bench.procstat import cpu_seconds
-from bench.run import QUICK, Bench
-from raxx_queue.webhooks.batching import APPLY_EVENTS_IN_LANE, LANE_CLASS, LOCK_WAIT
-from raxx_queue.webhooks.pipeline import EventContext, apply_params
 
 # the relation of a record's first block reference: "blkref #0: rel 1663/5/16522 ..."
 RECORDS = r"""
@@ -55,31 +45,14 @@ SELECT c.relfilenode AS node,
 
 
 async def measure(args: argparse.Namespace) -> tuple[float, float, list[dict[str, Any]]]:
-    bench = Bench(QUICK, Path(tempfile.mkdtemp(prefix="queue-wal-")))
-    template = await bench.template()
-    url = await bench.clone(template)
-    stream = FullSizeStream(args.customers)
-    context = EventContext(price_tiers=TIERS, grace_days=7)
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.set_type_codec(
-            "jsonb", encoder=str, decoder=str, schema="pg_catalog", format="text"
-        )
+    async with fresh_lane("queue-wal-", args.customers) as lane:
+        conn = lane.conn
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
-        statement = await conn.prepare(APPLY_EVENTS_IN_LANE)
-
-        async def apply(count: int, size: int) -> None:
-            events = [apply_params(orjson.loads(body), context) for body in stream.take(count)]
-            for i in range(0, count, size):
-                batch = orjson.dumps(events[i : i + size]).decode()
-                await statement.fetch(batch, LOCK_WAIT, LANE_CLASS, 1)
-
-        await apply(args.customers, 16)  # every customer's subscription, unmeasured
         await conn.execute("CHECKPOINT")
         pid = await conn.fetchval("SELECT pg_backend_pid()")
         start = await conn.fetchval("SELECT pg_current_wal_insert_lsn()")
         cpu = cpu_seconds(pid)
-        await apply(args.events, args.size)
+        await lane.apply(lane.params(args.events), args.size)
         cpu = (cpu_seconds(pid) - cpu) / args.events * 1000
         end = await conn.fetchval("SELECT pg_current_wal_insert_lsn()")
         total = float(await conn.fetchval("SELECT $2::pg_lsn - $1::pg_lsn", start, end))
@@ -88,10 +61,6 @@ async def measure(args: argparse.Namespace) -> tuple[float, float, list[dict[str
             {**dict(r), "relation": names.get(r["node"], "-" if r["node"] is None else "?")}
             for r in await conn.fetch(RECORDS, start, end)
         ]
-    finally:
-        await conn.close()
-        await drop_database(bench.server, url)
-        await drop_database(bench.server, template)
     return total / args.events, cpu, rows
 
 

@@ -1,0 +1,66 @@
+"""One worker's lane on one connection: fresh full-size deliveries applied as the lane
+sends them (`APPLY_EVENTS_IN_LANE`, the lane lock included), on a fresh migrated
+database. bench.statement_costs and bench.wal_records measure Postgres's side of it."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+from tests.support.database import drop_database
+
+from bench.costs import TIERS
+from bench.fullsize import FullSizeStream
+from bench.run import QUICK, Bench
+from raxx_queue.webhooks.batching import APPLY_EVENTS_IN_LANE, LANE_CLASS, LOCK_WAIT
+from raxx_queue.webhooks.pipeline import EventContext, apply_params
+
+
+@dataclass
+class Lane:
+    conn: asyncpg.Connection[Any]
+    statement: asyncpg.prepared_stmt.PreparedStatement[Any]
+    stream: FullSizeStream
+    context: EventContext
+
+    def params(self, count: int) -> list[dict[str, Any]]:
+        """The next count deliveries, as the worker passes them to Postgres."""
+        return [apply_params(orjson.loads(body), self.context) for body in self.stream.take(count)]
+
+    async def apply(self, events: list[dict[str, Any]], size: int) -> None:
+        """events in statements of size events each, one after the other."""
+        for i in range(0, len(events), size):
+            batch = orjson.dumps(events[i : i + size]).decode()
+            await self.statement.fetch(batch, LOCK_WAIT, LANE_CLASS, 1)
+
+
+@asynccontextmanager
+async def fresh_lane(prefix: str, customers: int) -> AsyncIterator[Lane]:
+    """A lane on a fresh database where every customer's subscription exists already
+    (that first round goes before the caller measures anything); dropped afterwards."""
+    bench = Bench(QUICK, Path(tempfile.mkdtemp(prefix=prefix)))
+    template = await bench.template()
+    url = await bench.clone(template)
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.set_type_codec(
+            "jsonb", encoder=str, decoder=str, schema="pg_catalog", format="text"
+        )
+        lane = Lane(
+            conn,
+            await conn.prepare(APPLY_EVENTS_IN_LANE),
+            FullSizeStream(customers),
+            EventContext(price_tiers=TIERS, grace_days=7),
+        )
+        await lane.apply(lane.params(customers), 16)
+        yield lane
+    finally:
+        await conn.close()
+        await drop_database(bench.server, url)
+        await drop_database(bench.server, template)
