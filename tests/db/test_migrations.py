@@ -7,7 +7,7 @@ import os
 import asyncpg
 import pytest
 
-from raxx_queue.db.migrate import plan_head, revert, verify
+from raxx_queue.db.migrate import plan_head, revert, run_sqitch, verify
 from tests.support.database import MIGRATIONS, TABLES, create_database, drop_database, migrate
 from tests.support.process import run_cli
 
@@ -69,3 +69,68 @@ async def test_audit_log_is_append_only(db: asyncpg.Connection[asyncpg.Record]) 
         with pytest.raises(asyncpg.PostgresError) as error:
             await db.execute(statement)
         assert error.value.sqlstate == "QU002"
+
+
+HOT_TABLES = (
+    "processed_stripe_events",
+    "billing_action_log",
+    "billing_subscription",
+    "billing_subscription_mirror",
+    "billing_invoice",
+)
+
+
+async def _files(url: str) -> dict[str, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT relname, relfilenode FROM pg_class WHERE relname = ANY($1::text[])",
+            list(HOT_TABLES),
+        )
+    finally:
+        await conn.close()
+    return {r["relname"]: r["relfilenode"] for r in rows}
+
+
+async def test_value_checks_become_domains_without_rewriting_a_table(pg_server: str) -> None:
+    """billing_write_costs moves the hot tables' value checks into domains. A column
+    changed to a domain that has a check is rewritten under an exclusive lock (every
+    stored event, at deploy time); the change must not do that, either way, and the
+    rules must hold for every value written after it."""
+    url = await create_database(pg_server, prefix="queue_domains")
+    try:
+        run_sqitch(["deploy", "--to", "billing_write_costs^"], url, MIGRATIONS)
+        before = await _files(url)
+        assert set(before) == set(HOT_TABLES)
+
+        run_sqitch(["deploy", "--verify", "--to", "billing_write_costs"], url, MIGRATIONS)
+        assert await _files(url) == before
+        conn = await asyncpg.connect(url)
+        try:
+            with pytest.raises(asyncpg.CheckViolationError, match="billing_actor_check"):
+                await conn.execute(
+                    "INSERT INTO billing_action_log (actor, action) VALUES ('nobody', 'x')"
+                )
+            with pytest.raises(asyncpg.CheckViolationError, match="billing_event_source_check"):
+                await conn.execute(
+                    "INSERT INTO processed_stripe_events"
+                    " (event_id, type, outcome, event_created_at, source, payload)"
+                    " VALUES ('evt_x', 't', 'applied', now(), 'elsewhere', '{}')"
+                )
+            assert await conn.fetchval("SELECT count(*) FROM billing_action_log") == 0
+            assert await conn.fetchval("SELECT count(*) FROM processed_stripe_events") == 0
+        finally:
+            await conn.close()
+
+        run_sqitch(["revert", "-y", "--to", "billing_write_costs^"], url, MIGRATIONS)
+        assert await _files(url) == before
+        conn = await asyncpg.connect(url)
+        try:
+            with pytest.raises(asyncpg.CheckViolationError, match="actor_check"):
+                await conn.execute(
+                    "INSERT INTO billing_action_log (actor, action) VALUES ('nobody', 'x')"
+                )
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(pg_server, url)

@@ -14,38 +14,22 @@ BEGIN;
 --    same error (check_violation), named after the domain. Two stay table constraints:
 --    an audit row's seal (across columns) and the mirror's versions (a function returns
 --    the version as bigint, which RETURN QUERY would not take from a domain).
-CREATE DOMAIN billing_event_outcome AS text
-    CONSTRAINT billing_event_outcome_check
-    CHECK (VALUE IN ('applied', 'stale', 'ignored'));
-CREATE DOMAIN billing_event_source AS text
-    CONSTRAINT billing_event_source_check
-    CHECK (VALUE IN ('webhook', 'replay', 'reconcile', 'catchup', 'thin'));
-CREATE DOMAIN billing_actor AS text
-    CONSTRAINT billing_actor_check
-    CHECK (VALUE IN ('stripe', 'raptor', 'console', 'reconcile', 'system', 'catchup'));
-CREATE DOMAIN billing_subscription_status AS text
-    CONSTRAINT billing_subscription_status_check
-    CHECK (VALUE IN ('incomplete', 'incomplete_expired', 'trialing', 'active', 'past_due',
-                     'canceled', 'unpaid', 'paused'));
-CREATE DOMAIN billing_mirror_status AS text
-    CONSTRAINT billing_mirror_status_check
-    CHECK (VALUE IN ('none', 'incomplete', 'incomplete_expired', 'trialing', 'active',
-                     'past_due', 'canceled', 'unpaid', 'paused'));
-CREATE DOMAIN billing_plan_tier AS text
-    CONSTRAINT billing_plan_tier_check
-    CHECK (VALUE IN ('free', 'pro', 'pro_plus'));
+-- The domains are created bare and their checks added once the columns use them:
+-- changing a column to a domain that has a check rewrites the whole table under an
+-- exclusive lock (every stored event, with its payload, at deploy time). Added NOT
+-- VALID, the checks hold for every value written from now on without a scan of the
+-- rows already there, which the table checks they replace held to the same rules.
+CREATE DOMAIN billing_event_outcome AS text;
+CREATE DOMAIN billing_event_source AS text;
+CREATE DOMAIN billing_actor AS text;
+CREATE DOMAIN billing_subscription_status AS text;
+CREATE DOMAIN billing_mirror_status AS text;
+CREATE DOMAIN billing_plan_tier AS text;
 -- the tier a suspended customer had: a paid one, or none
-CREATE DOMAIN billing_paid_tier AS text
-    CONSTRAINT billing_paid_tier_check
-    CHECK (VALUE IN ('pro', 'pro_plus'));
-CREATE DOMAIN billing_access_state AS text
-    CONSTRAINT billing_access_state_check
-    CHECK (VALUE IN ('active', 'trialing', 'grace', 'suspended', 'ended', 'none'));
-CREATE DOMAIN billing_invoice_status AS text
-    CONSTRAINT billing_invoice_status_check
-    CHECK (VALUE IN ('draft', 'open', 'paid', 'uncollectible', 'void'));
-CREATE DOMAIN billing_failure_count AS integer
-    CONSTRAINT billing_failure_count_check CHECK (VALUE >= 0);
+CREATE DOMAIN billing_paid_tier AS text;
+CREATE DOMAIN billing_access_state AS text;
+CREATE DOMAIN billing_invoice_status AS text;
+CREATE DOMAIN billing_failure_count AS integer;
 
 -- The two views over subscriptions are recreated as they are, over the new column types.
 CREATE TEMPORARY TABLE billing_write_costs_views ON COMMIT DROP AS
@@ -93,6 +77,29 @@ BEGIN
     END LOOP;
 END;
 $$;
+
+ALTER DOMAIN billing_event_outcome ADD CONSTRAINT billing_event_outcome_check
+    CHECK (VALUE IN ('applied', 'stale', 'ignored')) NOT VALID;
+ALTER DOMAIN billing_event_source ADD CONSTRAINT billing_event_source_check
+    CHECK (VALUE IN ('webhook', 'replay', 'reconcile', 'catchup', 'thin')) NOT VALID;
+ALTER DOMAIN billing_actor ADD CONSTRAINT billing_actor_check
+    CHECK (VALUE IN ('stripe', 'raptor', 'console', 'reconcile', 'system', 'catchup')) NOT VALID;
+ALTER DOMAIN billing_subscription_status ADD CONSTRAINT billing_subscription_status_check
+    CHECK (VALUE IN ('incomplete', 'incomplete_expired', 'trialing', 'active', 'past_due',
+                     'canceled', 'unpaid', 'paused')) NOT VALID;
+ALTER DOMAIN billing_mirror_status ADD CONSTRAINT billing_mirror_status_check
+    CHECK (VALUE IN ('none', 'incomplete', 'incomplete_expired', 'trialing', 'active',
+                     'past_due', 'canceled', 'unpaid', 'paused')) NOT VALID;
+ALTER DOMAIN billing_plan_tier ADD CONSTRAINT billing_plan_tier_check
+    CHECK (VALUE IN ('free', 'pro', 'pro_plus')) NOT VALID;
+ALTER DOMAIN billing_paid_tier ADD CONSTRAINT billing_paid_tier_check
+    CHECK (VALUE IN ('pro', 'pro_plus')) NOT VALID;
+ALTER DOMAIN billing_access_state ADD CONSTRAINT billing_access_state_check
+    CHECK (VALUE IN ('active', 'trialing', 'grace', 'suspended', 'ended', 'none')) NOT VALID;
+ALTER DOMAIN billing_invoice_status ADD CONSTRAINT billing_invoice_status_check
+    CHECK (VALUE IN ('draft', 'open', 'paid', 'uncollectible', 'void')) NOT VALID;
+ALTER DOMAIN billing_failure_count ADD CONSTRAINT billing_failure_count_check
+    CHECK (VALUE >= 0) NOT VALID;
 
 -- 2. An event's short text columns stay in its row. The row is over TOAST's threshold
 --    (its compressed payload is about 3 KB), so Postgres moved every other text value

@@ -1,6 +1,9 @@
 -- Revert raxx_queue:billing_write_costs from pg
 BEGIN;
 
+-- The table checks come back NOT VALID: checking them would scan every table under an
+-- exclusive lock, and the domains held the rows to the same rules.
+
 CREATE TEMPORARY TABLE billing_write_costs_views ON COMMIT DROP AS
 SELECT 'billing_current_subscription' AS name,
        pg_get_viewdef('billing_current_subscription'::regclass) AS def, 1 AS n
@@ -20,24 +23,24 @@ ALTER TABLE processed_stripe_events
     ALTER COLUMN outcome TYPE text,
     ALTER COLUMN source TYPE text,
     ADD CONSTRAINT processed_stripe_events_outcome_check
-        CHECK (outcome IN ('applied', 'stale', 'ignored')),
+        CHECK (outcome IN ('applied', 'stale', 'ignored')) NOT VALID,
     ADD CONSTRAINT processed_stripe_events_source_check
-        CHECK (source IN ('webhook', 'replay', 'reconcile', 'catchup', 'thin'));
+        CHECK (source IN ('webhook', 'replay', 'reconcile', 'catchup', 'thin')) NOT VALID;
 ALTER TABLE billing_action_log
     ALTER COLUMN actor TYPE text,
     ADD CONSTRAINT billing_action_log_actor_check
-        CHECK (actor IN ('stripe', 'raptor', 'console', 'reconcile', 'system', 'catchup'));
+        CHECK (actor IN ('stripe', 'raptor', 'console', 'reconcile', 'system', 'catchup')) NOT VALID;
 ALTER TABLE billing_subscription
     ALTER COLUMN status TYPE text,
     ALTER COLUMN plan_tier TYPE text,
     ALTER COLUMN payment_failure_count TYPE integer,
     ADD CONSTRAINT billing_subscription_status_check
         CHECK (status IN ('incomplete', 'incomplete_expired', 'trialing', 'active', 'past_due',
-                          'canceled', 'unpaid', 'paused')),
+                          'canceled', 'unpaid', 'paused')) NOT VALID,
     ADD CONSTRAINT billing_subscription_plan_tier_check
-        CHECK (plan_tier IN ('free', 'pro', 'pro_plus')),
+        CHECK (plan_tier IN ('free', 'pro', 'pro_plus')) NOT VALID,
     ADD CONSTRAINT billing_subscription_payment_failure_count_check
-        CHECK (payment_failure_count >= 0);
+        CHECK (payment_failure_count >= 0) NOT VALID;
 ALTER TABLE billing_subscription_mirror
     ALTER COLUMN status TYPE text,
     ALTER COLUMN plan_tier TYPE text,
@@ -45,17 +48,17 @@ ALTER TABLE billing_subscription_mirror
     ALTER COLUMN locked_from_tier TYPE text,
     ADD CONSTRAINT billing_subscription_mirror_status_check
         CHECK (status IN ('none', 'incomplete', 'incomplete_expired', 'trialing', 'active',
-                          'past_due', 'canceled', 'unpaid', 'paused')),
+                          'past_due', 'canceled', 'unpaid', 'paused')) NOT VALID,
     ADD CONSTRAINT billing_subscription_mirror_plan_tier_check
-        CHECK (plan_tier IN ('free', 'pro', 'pro_plus')),
+        CHECK (plan_tier IN ('free', 'pro', 'pro_plus')) NOT VALID,
     ADD CONSTRAINT billing_subscription_mirror_access_check
-        CHECK (access IN ('active', 'trialing', 'grace', 'suspended', 'ended', 'none')),
+        CHECK (access IN ('active', 'trialing', 'grace', 'suspended', 'ended', 'none')) NOT VALID,
     ADD CONSTRAINT billing_subscription_mirror_locked_from_tier_check
-        CHECK (locked_from_tier IS NULL OR locked_from_tier IN ('pro', 'pro_plus'));
+        CHECK (locked_from_tier IS NULL OR locked_from_tier IN ('pro', 'pro_plus')) NOT VALID;
 ALTER TABLE billing_invoice
     ALTER COLUMN status TYPE text,
     ADD CONSTRAINT billing_invoice_status_check
-        CHECK (status IS NULL OR status IN ('draft', 'open', 'paid', 'uncollectible', 'void'));
+        CHECK (status IS NULL OR status IN ('draft', 'open', 'paid', 'uncollectible', 'void')) NOT VALID;
 
 DO $$
 DECLARE
