@@ -92,6 +92,27 @@ async def _files(url: str) -> dict[str, int]:
     return {r["relname"]: r["relfilenode"] for r in rows}
 
 
+BAD_ROWS = (
+    "INSERT INTO billing_action_log (actor, action) VALUES ('nobody', 'x')",
+    "INSERT INTO processed_stripe_events"
+    " (event_id, type, outcome, event_created_at, source, payload)"
+    " VALUES ('evt_x', 't', 'applied', now(), 'elsewhere', '{}')",
+)
+
+
+async def _refused(url: str, *constraints: str) -> None:
+    """Each of BAD_ROWS is refused by the named check, and nothing is written."""
+    conn = await asyncpg.connect(url)
+    try:
+        for statement, constraint in zip(BAD_ROWS, constraints, strict=True):
+            with pytest.raises(asyncpg.CheckViolationError, match=constraint):
+                await conn.execute(statement)
+        assert await conn.fetchval("SELECT count(*) FROM billing_action_log") == 0
+        assert await conn.fetchval("SELECT count(*) FROM processed_stripe_events") == 0
+    finally:
+        await conn.close()
+
+
 async def test_value_checks_become_domains_without_rewriting_a_table(pg_server: str) -> None:
     """billing_write_costs moves the hot tables' value checks into domains. A column
     changed to a domain that has a check is rewritten under an exclusive lock (every
@@ -105,32 +126,12 @@ async def test_value_checks_become_domains_without_rewriting_a_table(pg_server: 
 
         run_sqitch(["deploy", "--verify", "--to", "billing_write_costs"], url, MIGRATIONS)
         assert await _files(url) == before
-        conn = await asyncpg.connect(url)
-        try:
-            with pytest.raises(asyncpg.CheckViolationError, match="billing_actor_check"):
-                await conn.execute(
-                    "INSERT INTO billing_action_log (actor, action) VALUES ('nobody', 'x')"
-                )
-            with pytest.raises(asyncpg.CheckViolationError, match="billing_event_source_check"):
-                await conn.execute(
-                    "INSERT INTO processed_stripe_events"
-                    " (event_id, type, outcome, event_created_at, source, payload)"
-                    " VALUES ('evt_x', 't', 'applied', now(), 'elsewhere', '{}')"
-                )
-            assert await conn.fetchval("SELECT count(*) FROM billing_action_log") == 0
-            assert await conn.fetchval("SELECT count(*) FROM processed_stripe_events") == 0
-        finally:
-            await conn.close()
+        await _refused(url, "billing_actor_check", "billing_event_source_check")
 
         run_sqitch(["revert", "-y", "--to", "billing_write_costs^"], url, MIGRATIONS)
         assert await _files(url) == before
-        conn = await asyncpg.connect(url)
-        try:
-            with pytest.raises(asyncpg.CheckViolationError, match="actor_check"):
-                await conn.execute(
-                    "INSERT INTO billing_action_log (actor, action) VALUES ('nobody', 'x')"
-                )
-        finally:
-            await conn.close()
+        await _refused(
+            url, "billing_action_log_actor_check", "processed_stripe_events_source_check"
+        )
     finally:
         await drop_database(pg_server, url)
