@@ -34,13 +34,12 @@ from typing import Any
 
 import asyncpg
 from tests.support import values
-from tests.support.database import create_database, drop_database
+from tests.support.database import drop_database
 from tests.support.process import worker_pids
 
 from bench import sidebyside as sbs
 from bench.fullsize import FullSizeStream
 from bench.run import Bench, Plan
-from raxx_queue.db.migrate import deploy
 
 BUILDS = ("before", "after")
 
@@ -53,9 +52,10 @@ async def measure(args: argparse.Namespace) -> dict[tuple[str, int], list[dict[s
     warmup = runner.bodies_file("warmup", stream.take(args.customers))
     # each build on its own schema: the after build's from this checkout's migrations,
     # the before build's from its checkout's (a change that adds a migration is measured)
-    templates = {"after": await bench.template()}
-    templates["before"] = await create_database(bench.server, prefix="queue_bench_template")
-    deploy(templates["before"], args.before_dir.resolve() / "migrations" / "sqitch")
+    templates = {
+        "after": await bench.template(),
+        "before": await bench.template(args.before_dir.resolve() / "migrations" / "sqitch"),
+    }
     urls = {build: await bench.clone(templates[build]) for build in BUILDS}
     server = await asyncpg.connect(bench.server)
     results: dict[tuple[str, int], list[dict[str, Any]]] = {

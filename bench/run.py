@@ -41,7 +41,7 @@ from typing import Any
 
 import asyncpg
 from tests.support import values
-from tests.support.database import create_database, drop_database, migrate, server_url
+from tests.support.database import MIGRATIONS, create_database, drop_database, server_url
 from tests.support.process import (
     RunningService,
     free_port,
@@ -59,6 +59,7 @@ from bench.procstat import (
     rss_mib,
 )
 from bench.stream import Block, CustomerBlocks, block
+from raxx_queue.db.migrate import deploy
 
 LEVELS = (1, 8, 32, 64)
 PRICE_TIERS = {values.PRICE_PRO: "pro", values.PRICE_PRO_PLUS: "pro_plus"}
@@ -181,9 +182,10 @@ class Bench:
 
     # ---- databases and services ------------------------------------------------------
 
-    async def template(self) -> str:
+    async def template(self, migrations: Path = MIGRATIONS) -> str:
+        """A fresh database migrated from migrations (this checkout's by default)."""
         url = await create_database(self.server, prefix="queue_bench_template")
-        migrate(url)
+        deploy(url, migrations)
         return url
 
     async def clone(self, template: str) -> str:

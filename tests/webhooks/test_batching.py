@@ -324,6 +324,21 @@ async def test_a_customer_held_for_long_holds_up_only_its_own_events(
     assert split["sqlstate"] == "55P03"  # lock_not_available: the batch's lock wait ran out
 
 
+async def _given_way(
+    client: httpx.AsyncClient, db: Conn, captured_logs: CapturedLogs
+) -> asyncio.Task[httpx.Response]:
+    """Delivery 0, whose customer the caller holds, sent on its own; returned once it has
+    given way and waits for the customer outside the lane."""
+    held = asyncio.create_task(deliver(client, _event(0)))
+
+    async def waits_outside_the_lane() -> bool:
+        split = captured_logs.logged(event="webhook_batch_split")
+        return split and bool(await db.fetchval(WAITING_ON_LOCK))
+
+    await _until(waits_outside_the_lane, "the held delivery waiting outside the lane")
+    return held
+
+
 async def test_a_lone_delivery_held_for_long_gives_way_and_the_lane_goes_on(
     client: AppClient, db: Conn, captured_logs: CapturedLogs
 ) -> None:
@@ -332,13 +347,7 @@ async def test_a_lone_delivery_held_for_long_gives_way_and_the_lane_goes_on(
     are applied meanwhile."""
     await db.execute(LOCK, "cus_batch0")
     try:
-        held = asyncio.create_task(deliver(client, _event(0)))
-
-        async def waits_outside_the_lane() -> bool:
-            split = captured_logs.logged(event="webhook_batch_split")
-            return split and bool(await db.fetchval(WAITING_ON_LOCK))
-
-        await _until(waits_outside_the_lane, "the held delivery waiting outside the lane")
+        held = await _given_way(client, db, captured_logs)
         answers = await asyncio.gather(*(deliver(client, _event(n)) for n in (1, 2)))
         assert [a.json()["outcome"] for a in answers] == ["applied"] * 2
         assert not held.done()
@@ -360,13 +369,7 @@ async def test_a_lone_delivery_that_gave_way_no_longer_holds_the_workers_stateme
     async with app_factory(web_concurrency=2) as client:
         await db.execute(LOCK, "cus_batch0")
         try:
-            held = asyncio.create_task(deliver(client, _event(0)))
-
-            async def waits_outside_the_lane() -> bool:
-                split = captured_logs.logged(event="webhook_batch_split")
-                return split and bool(await db.fetchval(WAITING_ON_LOCK))
-
-            await _until(waits_outside_the_lane, "the held delivery waiting outside the lane")
+            held = await _given_way(client, db, captured_logs)
             answer = await asyncio.wait_for(deliver(client, _event(1)), timeout=15)
             assert (answer.status_code, answer.json()["outcome"]) == (200, "applied")
             assert not held.done()
