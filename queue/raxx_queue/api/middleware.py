@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from raxx_queue.errors import error_body
 from raxx_queue.jsonio import dumps
 from raxx_queue.log_limits import REFUSED_REQUEST_LINES, current_source, source_of
-from raxx_queue.metrics import HTTP_REQUESTS
+from raxx_queue.metrics import HTTP_REQUESTS, labelled
 
 MAX_BODY_BYTES = 1024 * 1024
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -76,7 +76,7 @@ class RequestContextMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            HTTP_REQUESTS.labels(route=path, status=str(status)).inc()
+            labelled(HTTP_REQUESTS, path, str(status)).inc()
             caller = scope["state"].get("caller")
             fields = scope["state"].get("log_fields", {})
             capped = caller is None and 400 <= status < 500

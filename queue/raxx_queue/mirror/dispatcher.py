@@ -27,6 +27,7 @@ from raxx_queue.metrics import (
     MIRROR_OLDEST_AGE,
     MIRROR_PENDING,
     MIRROR_PUSHES,
+    labelled,
 )
 from raxx_queue.mirror import destination, outbox
 from raxx_queue.mirror.backoff import retry_delay
@@ -216,7 +217,7 @@ class MirrorDispatcher:
             return None
         answer = await self._endpoint.push(claim.row)
         outcome, error = answer.outcome, answer.error
-        MIRROR_PUSHES.labels(outcome=outcome).inc()
+        labelled(MIRROR_PUSHES, outcome).inc()
         if outcome == "ok":
             return PushResult(claim, outcome)
         retry_in = self._retry_in(claim, answer)

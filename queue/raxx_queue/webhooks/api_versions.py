@@ -13,7 +13,7 @@ import threading
 
 import structlog
 
-from raxx_queue.metrics import STRIPE_EVENTS_BY_API_VERSION
+from raxx_queue.metrics import STRIPE_EVENTS_BY_API_VERSION, labelled
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +40,7 @@ def is_known(api_version: object) -> bool:
 def observe_api_version(api_version: object, source: str) -> None:
     """Count the event; log a version outside the known releases the first time it arrives."""
     label = version_label(api_version)
-    STRIPE_EVENTS_BY_API_VERSION.labels(api_version=label, source=source).inc()
+    labelled(STRIPE_EVENTS_BY_API_VERSION, label, source).inc()
     if is_known(api_version):
         return
     with _lock:

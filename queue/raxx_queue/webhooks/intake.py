@@ -19,6 +19,7 @@ from raxx_queue.metrics import (
     WEBHOOK_SECONDS,
     WEBHOOK_SECRET_MATCHES,
     WEBHOOK_SIGNATURE_FAILURES,
+    labelled,
 )
 from raxx_queue.plans import price_tiers
 from raxx_queue.sentry import capture_security_event
@@ -70,7 +71,7 @@ def verify_delivery(
     except InvalidSignature as error:
         reject_delivery(error.reason, len(payload), endpoint=endpoint)
     prefix = "" if endpoint == "snapshot" else f"{endpoint}:"
-    WEBHOOK_SECRET_MATCHES.labels(secret_index=f"{prefix}{index}").inc()
+    labelled(WEBHOOK_SECRET_MATCHES, f"{prefix}{index}").inc()
 
 
 def reject_delivery(reason: str, size: int, *, endpoint: str) -> NoReturn:
@@ -128,6 +129,6 @@ async def receive_delivery(
     result = await apply_stripe_event(db, event, context, stripe, batcher)
     if other_mode and result.outcome == "ignored":
         log.warning("webhook_other_mode_ignored", event_id=result.event_id, type=result.event_type)
-    WEBHOOK_EVENTS.labels(type=result.event_type, outcome=result.outcome).inc()
+    labelled(WEBHOOK_EVENTS, result.event_type, result.outcome).inc()
     WEBHOOK_SECONDS.observe(time.perf_counter() - started)
     return result
