@@ -45,6 +45,15 @@ def connection_lost(error: BaseException) -> bool:
 Connection: TypeAlias = (
     "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 )
+PoolProxy: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+
+# Connections a process keeps between two uses, out of asyncpg's pool: the next use
+# takes one without the pool's acquire and release, which start two asyncio tasks per
+# use (the acquire's timeout, the release's shield): 14% of a webhook's instructions in
+# the worker (docs/performance.md, "Ninth look"). A lane's two statements, the audit
+# sealer and the mirror dispatcher: the rest go back to the pool, whose idle limit
+# closes them.
+WARM_CONNECTIONS = 4
 
 
 async def _init_connection(conn: Connection) -> None:
@@ -108,8 +117,10 @@ class Database:
         idle_in_transaction_timeout: float = IDLE_IN_TRANSACTION_SECONDS,
         on_commit: Callable[[Effects], None] | None = None,
         mode: PoolMode = PoolMode.SESSION,
+        warm: int = WARM_CONNECTIONS,
     ) -> None:
         self._dsn = dsn
+        self._warm_cap = warm
         self._on_commit = on_commit
         self._max_size = max_size
         self._command_timeout = command_timeout
@@ -117,10 +128,15 @@ class Database:
         self._mode = mode
         self._preamble = transaction_preamble(mode, self._idle_in_transaction_ms)
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        # connections between two uses, kept out of the pool (see WARM_CONNECTIONS)
+        self._warm: list[PoolProxy] = []
+        self._waiting = 0  # uses waiting on the pool for a connection
+        self._closing = False
 
     async def open(self) -> None:
         # min_size=0: creating the pool makes no connection, so a slow database
         # cannot hold up start-up; /ready reports it instead.
+        self._closing = False
         self._pool = await asyncpg.create_pool(
             self._dsn,
             min_size=0,
@@ -135,6 +151,9 @@ class Database:
     async def close(self, timeout: float = 5.0) -> None:
         """Close gracefully, but within a bound: shutdown has a deadline."""
         if self._pool is not None:
+            # the pool's close waits for every connection it lent: none is kept now
+            self._closing = True
+            await self._cool()
             try:
                 await asyncio.wait_for(self._pool.close(), timeout)
             except TimeoutError:
@@ -149,31 +168,79 @@ class Database:
 
     @asynccontextmanager
     async def connection(self, timeout: float = 5.0) -> AsyncIterator[Connection]:
-        try:
-            conn = await self.pool.acquire(timeout=timeout)
-        except CONNECTION_ERRORS:
-            raise DatabaseUnavailable() from None
+        conn = self._warm.pop() if self._warm else await self._acquire(timeout)
         try:
             yield conn
         except CONNECTION_ERRORS as error:
             # the connection died under the request (terminated backend, network cut,
             # restart): 503 so the caller retries, never a 500
             if not connection_lost(error):
+                await self._release(conn)
                 raise
             log.warning("database_connection_lost", error_type=type(error).__name__)
             # never hand this connection to another request (if asyncpg has not
             # already taken it back, which a closed connection does by itself)
             with contextlib.suppress(asyncpg.InterfaceError):
                 conn.terminate()
+            await self._release(conn)
             # one lost connection (a restart, a failover, terminated backends) means the
             # idle ones likely are too: each is replaced at its next acquire rather than
             # failing one more request
+            await self._cool()
             await self.pool.expire_connections()
             raise DatabaseUnavailable() from None
-        finally:
+        except BaseException:
+            # whatever the error left on the connection (a cancelled query, an open
+            # transaction), asyncpg's release clears it
+            await self._release(conn)
+            raise
+        if self._keeps_warm(conn):
+            self._warm.append(conn)
+        else:
             await self._release(conn)
 
-    async def _release(self, conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> None:
+    @property
+    def warm_connections(self) -> int:
+        """Connections kept between two uses."""
+        return len(self._warm)
+
+    @property
+    def warm_cap(self) -> int:
+        return self._warm_cap
+
+    @property
+    def pool_waiters(self) -> int:
+        """Uses waiting on asyncpg's pool (none is kept warm while any waits)."""
+        return self._waiting
+
+    async def _acquire(self, timeout: float) -> PoolProxy:
+        self._waiting += 1
+        try:
+            return await self.pool.acquire(timeout=timeout)
+        except CONNECTION_ERRORS:
+            raise DatabaseUnavailable() from None
+        finally:
+            self._waiting -= 1
+
+    def _keeps_warm(self, conn: PoolProxy) -> bool:
+        """Whether a connection back from a use stays out of the pool for the next: only
+        one left as a new one is (no transaction open, not closed), only while no use
+        waits on the pool for a connection (it would wait on one kept here), and only
+        up to `warm` (WARM_CONNECTIONS)."""
+        if len(self._warm) >= self._warm_cap or self._waiting or self._closing:
+            return False
+        try:
+            return not conn.is_closed() and not conn.is_in_transaction()
+        except asyncpg.InterfaceError:  # lost, and already taken back by asyncpg
+            return False
+
+    async def _cool(self) -> None:
+        """Hand the warm connections back to the pool (which closes those expired)."""
+        warm, self._warm = self._warm, []
+        for conn in warm:
+            await self._release(conn)
+
+    async def _release(self, conn: PoolProxy) -> None:
         try:
             await self.pool.release(conn)
         except CONNECTION_ERRORS as error:
