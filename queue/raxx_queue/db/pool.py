@@ -49,7 +49,7 @@ PoolProxy: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 
 # Connections a process keeps between two uses, out of asyncpg's pool: the next use
 # takes one without the pool's acquire and release, which start two asyncio tasks per
-# use (the acquire's timeout, the release's shield): 14% of a webhook's instructions in
+# use (the acquire's timeout, the release's shield): 15% of a webhook's instructions in
 # the worker (docs/performance.md, "Ninth look"). A lane's two statements, the audit
 # sealer and the mirror dispatcher: the rest go back to the pool, whose idle limit
 # closes them.
