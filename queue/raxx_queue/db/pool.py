@@ -136,7 +136,6 @@ class Database:
     async def open(self) -> None:
         # min_size=0: creating the pool makes no connection, so a slow database
         # cannot hold up start-up; /ready reports it instead.
-        self._closing = False
         self._pool = await asyncpg.create_pool(
             self._dsn,
             min_size=0,
@@ -203,10 +202,6 @@ class Database:
     def warm_connections(self) -> int:
         """Connections kept between two uses."""
         return len(self._warm)
-
-    @property
-    def warm_cap(self) -> int:
-        return self._warm_cap
 
     @property
     def pool_waiters(self) -> int:
