@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "pacing",
                 "plans",
                 "webhook_keys",
+                "heap",
             }
         ),
     ),

@@ -31,6 +31,7 @@ from raxx_queue.billing.grace import GraceExpiryJob
 from raxx_queue.db.migrate import SchemaHead, find_migrations_dir, plan_head
 from raxx_queue.db.pool import Database
 from raxx_queue.errors import error_responses, install_error_handlers
+from raxx_queue.heap import freeze_startup_objects
 from raxx_queue.jsonio import FastJSONResponse
 from raxx_queue.logs import configure_logging
 from raxx_queue.mirror.dispatcher import DispatcherConfig, build_mirror_dispatcher
@@ -103,11 +104,14 @@ def create_app(
     stripe_transport: httpx.AsyncBaseTransport | None = None,
     mirror_config: DispatcherConfig | None = None,
     catchup_config: CatchupConfig | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """Build the app; resources are opened by the lifespan, never at import time.
 
     `stripe_transport` replaces the network under the Stripe gateway, `mirror_config`
     and `catchup_config` tune the mirror dispatcher and the event catch-up (tests).
+    `freeze_heap`, for a serving process: once started, its start-up objects are
+    frozen out of the garbage collector's full passes (heap.py).
     """
     configure_logging(settings)
     init_sentry(settings)
@@ -140,6 +144,8 @@ def create_app(
         running = workers.running()
         for worker in running:
             worker.start()
+        if freeze_heap:
+            freeze_startup_objects()
         try:
             yield
         finally:
@@ -178,4 +184,4 @@ def create_app(
 
 def create_app_from_env() -> FastAPI:
     """uvicorn factory for worker processes: settings from the environment."""
-    return create_app(load_settings())
+    return create_app(load_settings(), freeze_heap=True)

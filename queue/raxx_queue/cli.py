@@ -66,7 +66,7 @@ def run_server(settings: Settings, workers: int) -> int:
     exit_cleanly_after_shutdown()
     options = _uvicorn_options(settings)
     if workers <= 1:
-        app = create_app(settings)
+        app = create_app(settings, freeze_heap=True)
         uvicorn.run(app, **options)  # type: ignore[arg-type]
         return 0
     # workers re-read the environment: hand them the resolved database
