@@ -34,7 +34,7 @@ from tests.support.database import drop_database
 from tests.support.process import free_port, service_env, worker_pids
 
 from bench.run import Bench, Plan, database_name
-from bench.stream import CustomerBlocks
+from bench.stream import Block, CustomerBlocks
 
 SEGMENTS = ("webhook", "read", "health")
 
@@ -59,10 +59,11 @@ asyncio.run(main())
 
 
 def _pythonpath(checkout: Path) -> str:
-    return os.pathsep.join([str(checkout / "queue"), os.environ.get("PYTHONPATH", "")])
+    inherited = [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []
+    return os.pathsep.join([str(checkout / "queue"), *inherited])
 
 
-def full_collections(bench: Bench, url: str, builds: dict[str, Path]) -> None:
+def full_collections(url: str, builds: dict[str, Path]) -> None:
     """Print, per build, a started worker's objects and its full collections' times."""
     for name, checkout in builds.items():
         env = service_env(url, free_port(), PYTHONPATH=_pythonpath(checkout))
@@ -72,13 +73,40 @@ def full_collections(bench: Bench, url: str, builds: dict[str, Path]) -> None:
         print(f"{name}: a started worker, full collections: {out.decode().strip()}", flush=True)
 
 
+def segments(
+    bench: Bench, url: str, warmup: Block, measured: Block, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """One build's open-loop segments, on a service started at url's database."""
+    hook = {"kind": "webhook", "url": url, "secret": values.WEBHOOK_SECRET}
+    bench.segment({**hook, "bodies": bench.bodies_file(warmup), "concurrency": 16})
+    spec = {**hook, "bodies": bench.bodies_file(measured), "concurrency": 64}
+    got = {"webhook": bench.segment({**spec, "rate": args.webhook_rate})}
+    ids = warmup.queue_customer_ids + measured.queue_customer_ids
+    reads = {
+        "kind": "get",
+        "url": url,
+        "paths": [f"/api/v1/billing/subscriptions/{k}" for k in ids],
+        "token": values.RAPTOR_TOKEN,
+    }
+    health = {"kind": "get", "url": url, "paths": ["/health"]}
+    for segment, base, rate in (
+        ("read", reads, args.read_rate),
+        ("health", health, args.health_rate),
+    ):
+        bench.segment({**base, "concurrency": 32, "duration": 2.0})
+        got[segment] = bench.segment(
+            {**base, "concurrency": 64, "duration": args.seconds, "rate": rate}
+        )
+    return got
+
+
 async def measure(args: argparse.Namespace) -> dict[tuple[str, str], list[dict[str, Any]]]:
     bench = Bench(Plan(reps=1), Path(tempfile.mkdtemp(prefix="queue-tails-")))
     builds = {"before": args.before_dir, "after": args.after_dir}
     template = await bench.template()
     url = await bench.clone(template)
     try:
-        full_collections(bench, url, builds)
+        full_collections(url, builds)
     finally:
         await drop_database(bench.server, url)
     population = CustomerBlocks(args.customers, 7)
@@ -90,38 +118,12 @@ async def measure(args: argparse.Namespace) -> dict[tuple[str, str], list[dict[s
                 warmup, measured = population.take(300), population.take(args.webhooks)
                 url = await bench.clone(template)
                 bench.database = database_name(url)
+                label = f"{name}-{round_}"
                 try:
-                    with bench.service(
-                        url, 1, f"{name}-{round_}", PYTHONPATH=_pythonpath(builds[name])
-                    ) as service:
+                    path = _pythonpath(builds[name])
+                    with bench.service(url, 1, label, PYTHONPATH=path) as service:
                         bench.workers = worker_pids(service.process.pid)
-                        hook = {"kind": "webhook", "url": service.url}
-                        hook["secret"] = values.WEBHOOK_SECRET
-                        bench.segment(
-                            {**hook, "bodies": bench.bodies_file(warmup), "concurrency": 16}
-                        )
-                        spec = {**hook, "bodies": bench.bodies_file(measured)}
-                        got = {
-                            "webhook": bench.segment(
-                                {**spec, "concurrency": 64, "rate": args.webhook_rate}
-                            )
-                        }
-                        ids = warmup.queue_customer_ids + measured.queue_customer_ids
-                        reads = {
-                            "kind": "get",
-                            "url": service.url,
-                            "paths": [f"/api/v1/billing/subscriptions/{k}" for k in ids],
-                            "token": values.RAPTOR_TOKEN,
-                        }
-                        health = {"kind": "get", "url": service.url, "paths": ["/health"]}
-                        for segment, base, rate in (
-                            ("read", reads, args.read_rate),
-                            ("health", health, args.health_rate),
-                        ):
-                            bench.segment({**base, "concurrency": 32, "duration": 2.0})
-                            got[segment] = bench.segment(
-                                {**base, "concurrency": 64, "duration": args.seconds, "rate": rate}
-                            )
+                        got = segments(bench, service.url, warmup, measured, args)
                 finally:
                     await drop_database(bench.server, url)
                 for segment, result in got.items():

@@ -13,9 +13,8 @@ from __future__ import annotations
 import gc
 
 
-def freeze_startup_objects() -> int:
+def freeze_startup_objects() -> None:
     """Collect what start-up left behind, then freeze every object still alive (the
-    permanent generation); how many are frozen."""
+    permanent generation)."""
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
