@@ -19,6 +19,10 @@ most changes.
 Prints each round as it goes, then per level the medians of req/s, the median and
 range of the after/before ratios taken within each round, CPU ms per delivery of the
 service and of its Postgres backends, p99 and events per statement.
+
+`--route read` measures subscription reads instead: after the same warm-up, each round
+gives each level a closed loop of `GET /api/v1/billing/subscriptions/{id}` over the
+warmed-up customers for `--read-seconds`, both builds in turn (CPU per read).
 """
 
 from __future__ import annotations
@@ -88,10 +92,15 @@ async def measure(args: argparse.Namespace) -> dict[tuple[str, int], list[dict[s
                 await runner.segment(server, targets[build], warmup, 16, wal=False)
             for round_ in range(args.rounds):
                 for level in args.levels:
-                    bodies = runner.bodies_file(f"r{round_}c{level}", stream.take(args.per_level))
                     order = BUILDS if round_ % 2 == 0 else BUILDS[::-1]
+                    if args.route == "webhook":
+                        taken = stream.take(args.per_level)
+                        bodies = runner.bodies_file(f"r{round_}c{level}", taken)
                     for build in order:
-                        measured = await runner.segment(server, targets[build], bodies, level)
+                        if args.route == "read":
+                            measured = reads(bench, targets[build], args, level)
+                        else:
+                            measured = await runner.segment(server, targets[build], bodies, level)
                         results[(build, level)].append(measured)
                     print(
                         f"round {round_ + 1} c={level}: "
@@ -109,9 +118,24 @@ async def measure(args: argparse.Namespace) -> dict[tuple[str, int], list[dict[s
     return results
 
 
+def reads(bench: Bench, target: sbs.Target, args: argparse.Namespace, level: int) -> dict[str, Any]:
+    """A closed loop of subscription reads over the warmed-up customers."""
+    bench.workers, bench.database = target.pids, target.database_url.rsplit("/", 1)[1]
+    paths = [f"/api/v1/billing/subscriptions/cust_{k}" for k in range(args.customers)]
+    spec = {
+        "kind": "get",
+        "url": target.url,
+        "paths": paths,
+        "token": values.RAPTOR_TOKEN,
+        "concurrency": level,
+        "duration": args.read_seconds,
+    }
+    return bench.segment(spec)
+
+
 def summary(results: dict[tuple[str, int], list[dict[str, Any]]], levels: list[int]) -> str:
     def med(rows: list[dict[str, Any]], key: str) -> float:
-        return statistics.median(float(r[key] or 0) for r in rows)
+        return statistics.median(float(r.get(key) or 0) for r in rows)
 
     lines = [
         "| concurrency | before req/s | after req/s | after/before, per round: median (range)"
@@ -146,11 +170,18 @@ def main() -> int:
     parser.add_argument("--per-level", type=int, default=1500, help="deliveries per segment")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--route", choices=("webhook", "read"), default="webhook")
+    parser.add_argument("--read-seconds", type=float, default=5.0, help="of each read segment")
     args = parser.parse_args()
     if not (args.before_dir / "queue" / "raxx_queue").is_dir():
         raise SystemExit(f"{args.before_dir}: not a checkout of Queue")
     results = asyncio.run(measure(args))
-    print(f"\n{args.workers} worker(s), {args.rounds} rounds of {args.per_level} deliveries:")
+    what = (
+        f"{args.read_seconds:g} s of reads"
+        if args.route == "read"
+        else f"{args.per_level} deliveries"
+    )
+    print(f"\n{args.workers} worker(s), {args.rounds} rounds of {what} per level:")
     print(summary(results, args.levels))
     return 0
 

@@ -25,6 +25,7 @@ from raxx_queue.api import (
 )
 from raxx_queue.api.deps import Services, Workers, require_billing_enabled
 from raxx_queue.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from raxx_queue.api.read_lane import SubscriptionReadLane
 from raxx_queue.api.webhook_lane import WebhookLane
 from raxx_queue.audit.sealer import AuditSealer
 from raxx_queue.billing.grace import GraceExpiryJob
@@ -171,7 +172,9 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
-    # innermost: Stripe's deliveries answered ahead of the routing (api/webhook_lane.py)
+    # innermost: Stripe's deliveries and subscription reads answered ahead of the
+    # routing (api/webhook_lane.py, api/read_lane.py)
+    app.add_middleware(SubscriptionReadLane, route=subscriptions.read_route())
     app.add_middleware(WebhookLane, route=webhook.delivery_route())
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)

@@ -65,7 +65,12 @@ async def read_until(url: str, stop: asyncio.Event) -> Counter[tuple[str, int]]:
     seen: Counter[tuple[str, int]] = Counter()
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
         while not stop.is_set():
-            for path in ("/api/v1/billing/customers", "/api/v1/billing/customers/cust_3", "/ready"):
+            for path in (
+                "/api/v1/billing/customers",
+                "/api/v1/billing/customers/cust_3",
+                "/api/v1/billing/subscriptions/cust_3",
+                "/ready",
+            ):
                 response = await http.get(path, headers=values.CONSOLE)
                 seen[(path, response.status_code)] += 1
     return seen
@@ -110,15 +115,19 @@ async def answers_while_cut(url: str) -> dict[str, int]:
         customer = await http.get("/api/v1/billing/customers/cust_1", headers=values.CONSOLE)
         listing = await http.get("/api/v1/billing/customers", headers=values.CONSOLE)
         invoices = await http.get("/api/v1/billing/invoices/cust_1", headers=values.RAPTOR)
+        # answered by api/read_lane.py, ahead of the framework
+        subscription = await http.get("/api/v1/billing/subscriptions/cust_1", headers=values.RAPTOR)
         ready = await http.get("/ready")
         health = await http.get("/health")
     assert health.json()["database"] == "unavailable"
-    for error in (customer, listing, invoices, ready):
+    for error in (customer, listing, invoices, subscription, ready):
         assert error.json()["error"]["code"] == "DATABASE_UNAVAILABLE"
     return {
         "customer": customer.status_code,
         "list": listing.status_code,
         "invoices": invoices.status_code,
+        "subscription": subscription.status_code,
+        "retry_after": int(subscription.headers["retry-after"]),
         "ready": ready.status_code,
         "health": health.status_code,
     }
@@ -146,7 +155,15 @@ async def test_database_cut_then_back(clean_db: str, db: Conn, stream: Stream) -
         # nothing acknowledged, nothing written
         assert set(outage.statuses) == {503}, outage.statuses
         assert await db.fetchval("SELECT count(*) FROM processed_stripe_events") == before
-        expected = {"customer": 503, "list": 503, "invoices": 503, "ready": 503, "health": 200}
+        expected = {
+            "customer": 503,
+            "list": 503,
+            "invoices": 503,
+            "subscription": 503,
+            "retry_after": 5,
+            "ready": 503,
+            "health": 200,
+        }
         assert answers == expected
 
         await proxy.restore()

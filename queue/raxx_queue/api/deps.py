@@ -16,6 +16,7 @@ from typing import Annotated
 
 import structlog
 from fastapi import Depends, FastAPI, Path, Request
+from starlette.types import Scope
 
 from raxx_queue.audit.sealer import AuditSealer
 from raxx_queue.billing.context import BillingContext
@@ -160,32 +161,42 @@ async def require_billing_enabled(request: Request) -> None:
         raise BillingDisabled()
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def _bearer(authorization: str | None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
 
 
-def identify_caller(request: Request) -> Caller:
-    """Match the bearer token against every configured token of every caller in constant
-    time (a caller may hold several while one is being rotated)."""
-    token = _bearer(request)
+def caller_of(settings: Settings, authorization: str | None) -> Caller | None:
+    """The caller whose service token an `Authorization` header bears, or None. Every
+    configured token of every caller is compared in constant time, with no early exit
+    (a caller may hold several while one is being rotated)."""
+    token = _bearer(authorization)
     if token is None:
-        raise Unauthenticated()
+        return None
     presented = token.encode()
     matched: Caller | None = None
-    for name, tokens in services_of(request).settings.service_tokens().items():
+    for name, tokens in settings.service_tokens().items():
         for expected in tokens:
-            # compare against every token, no early exit
             if hmac.compare_digest(presented, expected.encode()):
                 matched = Caller(name)
-    if matched is None:
-        raise Unauthenticated()
-    request.scope.setdefault("state", {})["caller"] = matched.value
-    structlog.contextvars.bind_contextvars(caller=matched.value)
     return matched
+
+
+def admit_caller(scope: Scope, caller: Caller) -> None:
+    """Name the identified caller in the request's log line and its log context."""
+    scope.setdefault("state", {})["caller"] = caller.value
+    structlog.contextvars.bind_contextvars(caller=caller.value)
+
+
+def identify_caller(request: Request) -> Caller:
+    """The caller of a request, by its bearer token (caller_of); else Unauthenticated."""
+    caller = caller_of(services_of(request).settings, request.headers.get("authorization"))
+    if caller is None:
+        raise Unauthenticated()
+    admit_caller(request.scope, caller)
+    return caller
 
 
 def known_caller(request: Request) -> Caller | None:

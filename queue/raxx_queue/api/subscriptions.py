@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from fastapi.routing import APIRoute
 
 from raxx_queue.api.deps import BillingReader, DatabaseDep, QueueCustomerId
 from raxx_queue.billing import reads
@@ -25,3 +26,12 @@ async def get_subscription(
     # the paywall's hot path: the model is validated once, when built, and rendered by
     # pydantic-core as FastAPI would (FastAPI would validate it again first)
     return Response(summary.model_dump_json(), media_type="application/json")
+
+
+def read_route() -> APIRoute:
+    """The declared route of a subscription read (api/read_lane.py answers it in order)."""
+    return next(
+        route
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.endpoint is get_subscription
+    )

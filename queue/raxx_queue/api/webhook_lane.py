@@ -15,15 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.routing import APIRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from raxx_queue.api.deps import Services, app_services
+from raxx_queue.api.lane_answers import answer_error, answer_json, request_id_in
 from raxx_queue.api.middleware import annotate_request_log, header_value
-from raxx_queue.errors import BillingDisabled, ServiceError, error_body
+from raxx_queue.errors import BillingDisabled, ServiceError
 from raxx_queue.jsonio import dumps
 from raxx_queue.webhooks.intake import receive_delivery
-
-JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -36,18 +35,6 @@ async def _read_body(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-async def _answer(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-    content = dumps(body)
-    extra = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
-    start: Message = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": [*JSON_HEADERS, (b"content-length", str(len(content)).encode()), *extra],
-    }
-    await send(start)
-    await send({"type": "http.response.body", "body": content})
 
 
 async def acknowledge_delivery(
@@ -87,7 +74,6 @@ class WebhookLane:
             await self.app(scope, receive, send)
             return
         scope["route"] = self.route
-        state = scope.setdefault("state", {})
         services = app_services(scope["app"])
         try:
             if not services.settings.flag_queue_billing:
@@ -100,10 +86,9 @@ class WebhookLane:
                 scope,
                 payload,
                 header_value(scope, b"stripe-signature"),
-                str(state.get("request_id", "")),
+                request_id_in(scope),
             )
         except ServiceError as error:
-            body = error_body(error.code, error.message, str(state.get("request_id", "")))
-            await _answer(send, error.status, body, error.headers)
+            await answer_error(send, scope, error)
             return
-        await _answer(send, 200, ack, {})
+        await answer_json(send, 200, dumps(ack))
