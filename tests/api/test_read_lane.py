@@ -17,6 +17,7 @@ from tests.conftest import AppClient, AppFactory
 from tests.support import seed, values
 from tests.support.database import Conn
 from tests.support.logs import CapturedLogs
+from tests.support.routes import without_lane
 
 ROUTE = "/api/v1/billing/subscriptions/{queue_customer_id}"
 READ = "/api/v1/billing/subscriptions/"
@@ -40,13 +41,6 @@ REQUESTS: list[tuple[str, str, dict[str, str]]] = [
 ]
 ANSWERED_HERE = 4  # the first four: in order, so not passed on
 HEADERS_COMPARED = ("content-type", "www-authenticate", "retry-after", "allow", "location")
-
-
-def _without_lane(client: httpx.AsyncClient) -> None:
-    """The same app with its declared route answering: the lane's layer taken out."""
-    app = client.app  # type: ignore[attr-defined]
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not SubscriptionReadLane]
-    app.middleware_stack = None  # rebuilt on the next request
 
 
 def _shape(response: httpx.Response) -> tuple[int, dict[str, str], Any]:
@@ -84,7 +78,7 @@ async def test_the_lane_answers_as_the_declared_route_does(client: AppClient, db
     assert "billing_email" not in summary
     assert through_lane[3][2]["error"]["code"] == "CUSTOMER_NOT_FOUND"
 
-    _without_lane(client)
+    without_lane(client.app, SubscriptionReadLane)
     through_route = await _answers(client)
     assert through_lane == through_route
 

@@ -14,14 +14,8 @@ from raxx_queue.api.webhook_lane import WebhookLane
 from tests.conftest import AppClient
 from tests.support.database import Conn
 from tests.support.logs import CapturedLogs
+from tests.support.routes import without_lane
 from tests.support.webhooks import WEBHOOK, deliver, subscription_event
-
-
-def _without_lane(client: AppClient) -> None:
-    """The same app with its declared route answering: the lane's layer taken out."""
-    app = client.app  # type: ignore[attr-defined]
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not WebhookLane]
-    app.middleware_stack = None  # rebuilt on the next request
 
 
 def _shape(response: httpx.Response) -> tuple[int, str, dict[str, Any]]:
@@ -55,7 +49,7 @@ async def test_the_lane_answers_as_the_declared_route_does(client: AppClient) ->
     assert through_lane[0][2]["outcome"] == "applied"
     assert through_lane[1][2]["outcome"] == "duplicate"
 
-    _without_lane(client)
+    without_lane(client.app, WebhookLane)
     through_route = await _answers(client, "sub_route")
     for lane, route in zip(through_lane, through_route, strict=True):
         assert lane[:2] == route[:2]
