@@ -39,7 +39,7 @@ from typing import Any
 import asyncpg
 from tests.support import values
 from tests.support.database import drop_database
-from tests.support.process import worker_pids
+from tests.support.process import service_pids
 
 from bench import sidebyside as sbs
 from bench.fullsize import FullSizeStream
@@ -85,7 +85,7 @@ async def measure(args: argparse.Namespace) -> dict[tuple[str, int], list[dict[s
                         os.environ.pop("PYTHONPATH", None)
                     else:
                         os.environ["PYTHONPATH"] = ours
-                pids = worker_pids(service.process.pid)
+                pids = service_pids(service.process.pid)
                 spec = {"kind": "webhook", "url": service.url, "secret": values.WEBHOOK_SECRET}
                 targets[build] = sbs.Target(f"queue-{build}", service.url, urls[build], pids, spec)
             for build in BUILDS:

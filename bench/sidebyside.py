@@ -54,7 +54,7 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 from tests.support import values
 from tests.support.database import create_database, drop_database
-from tests.support.process import free_port, wait_until, worker_pids
+from tests.support.process import free_port, service_pids, wait_until
 
 from bench.fullsize import FullSizeStream, describe
 from bench.procstat import CpuMeter, load_average, postgres_backends
@@ -299,7 +299,7 @@ class SideBySide:
                 workers = 1 if name == "queue-1w" else 2
                 service = stack.enter_context(self.bench.service(urls[name], workers, label))
                 spec = {"kind": "webhook", "url": service.url, "secret": values.WEBHOOK_SECRET}
-                pids = worker_pids(service.process.pid)
+                pids = service_pids(service.process.pid)
                 running.append(Target(name, service.url, urls[name], pids, spec))
             yield running
 

@@ -5,8 +5,9 @@ wait, where latency counts from when each request was due.
     TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
       .venv/bin/python -m bench.tails --before-dir /tmp/before
 
-Each round starts `raxx-queue serve` (one worker, INFO logs) from each build in turn,
-on a fresh database migrated from this checkout, and sends it: a warm-up of mixed
+Each round starts `raxx-queue serve` (`--workers` of them, one unless given; INFO
+logs) from each build in turn, on a fresh database migrated from this checkout, and
+sends it: a warm-up of mixed
 webhook deliveries (bench/stream.py); webhooks in an open loop; then the paywall's read
 and `GET /health`, each first in a closed loop at concurrency 32 (so the pool holds its
 connections, as in bench.run's ceilings), then in an open loop. Prints each segment,
@@ -31,7 +32,7 @@ from typing import Any
 
 from tests.support import values
 from tests.support.database import drop_database
-from tests.support.process import free_port, service_env, worker_pids
+from tests.support.process import free_port, service_env, service_pids
 
 from bench.run import Bench, Plan, database_name
 from bench.stream import Block, CustomerBlocks
@@ -121,8 +122,8 @@ async def measure(args: argparse.Namespace) -> dict[tuple[str, str], list[dict[s
                 label = f"{name}-{round_}"
                 try:
                     path = _pythonpath(builds[name])
-                    with bench.service(url, 1, label, PYTHONPATH=path) as service:
-                        bench.workers = worker_pids(service.process.pid)
+                    with bench.service(url, args.workers, label, PYTHONPATH=path) as service:
+                        bench.workers = service_pids(service.process.pid)
                         got = segments(bench, service.url, warmup, measured, args)
                 finally:
                     await drop_database(bench.server, url)
@@ -140,14 +141,14 @@ async def measure(args: argparse.Namespace) -> dict[tuple[str, str], list[dict[s
     return results
 
 
-def report(results: dict[tuple[str, str], list[dict[str, Any]]], rounds: int) -> None:
+def report(results: dict[tuple[str, str], list[dict[str, Any]]], rounds: int, workers: int) -> None:
     if not results:
         return
 
     def med(name: str, segment: str, key: str) -> float:
         return statistics.median(r[key] for r in results[(name, segment)])
 
-    print(f"\nmedians of {rounds} rounds, one worker, open loop:")
+    print(f"\nmedians of {rounds} rounds, {workers} worker(s), open loop:")
     print(
         "| segment | p50 ms before, after | p99 ms before, after | worst ms before, after |"
         " CPU ms/request before, after |"
@@ -175,10 +176,11 @@ def main() -> None:
     parser.add_argument("--read-rate", type=float, default=1000.0)
     parser.add_argument("--health-rate", type=float, default=1200.0)
     parser.add_argument("--seconds", type=float, default=10.0, help="of each read segment")
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     args.before_dir = args.before_dir.resolve()
     args.after_dir = Path(__file__).resolve().parents[1]  # this checkout
-    report(asyncio.run(measure(args)), args.rounds)
+    report(asyncio.run(measure(args)), args.rounds, args.workers)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,12 @@ def worker_pids(pid: int) -> list[int]:
     return sorted(workers) or [pid]
 
 
+def service_pids(pid: int) -> list[int]:
+    """Every process of the service: its workers, and the supervisor that accepts for
+    them when there are several (its CPU is the service's too)."""
+    return sorted({pid, *worker_pids(pid)})
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
