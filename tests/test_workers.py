@@ -161,6 +161,29 @@ def test_a_worker_that_dies_is_replaced(clean_db: str) -> None:
     assert service.process.returncode == 0
 
 
+def test_workers_stop_when_the_supervisor_is_gone(clean_db: str) -> None:
+    """A supervisor killed outright deals no more connections: its workers finish what
+    they serve and exit rather than linger without any."""
+    with running_service(clean_db, workers=2) as service:
+        port = int(service.url.rpartition(":")[2])
+        pid = service.process.pid
+        both_serving(pid, port)
+        workers = worker_pids(pid)
+        os.kill(pid, signal.SIGKILL)
+        wait_until(
+            lambda: not any(Path(f"/proc/{w}").exists() and not zombie(w) for w in workers),
+            30,
+            "the workers gone",
+        )
+
+
+def zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def exits_at_once(_options: dict[str, Any], _ready: Event, _channel: socket.socket) -> None:
     """A worker that fails before it accepts a connection (a spawned process's target)."""
     sys.exit(3)

@@ -133,8 +133,9 @@ class _Server(uvicorn.Server):
                 return
             except OSError:
                 data, fds = b"", []
-            if not data:  # the supervisor is gone: it stops this worker too
+            if not data:  # the supervisor is gone: no connection will come, so stop
                 loop.remove_reader(self._channel.fileno())
+                self.should_exit = True
                 return
             for fd in fds:
                 task = loop.create_task(
