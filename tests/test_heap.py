@@ -11,7 +11,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from raxx_queue import cli, supervisor
+from raxx_queue import cli, serving_worker
 from raxx_queue.app import create_app_from_env
 from raxx_queue.settings import Settings
 from tests.conftest import running_app
@@ -66,7 +66,7 @@ async def test_a_single_worker_server_freezes(
     served: list[Any] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **_options: served.append(app))
     # the server's own signal handlers stay out of the test process
-    monkeypatch.setattr(supervisor, "exit_cleanly_after_shutdown", lambda: None)
+    monkeypatch.setattr(serving_worker, "exit_cleanly_after_shutdown", lambda: None)
     assert cli.run_server(settings, 1) == 0
     (app,) = served
     frozen, left = await _frozen_once_started(app)

@@ -56,6 +56,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "doctor",
                 "http_protocol",
                 "operator_jobs",
+                "connection_dealer",
+                "serving_worker",
                 "supervisor",
             }
         ),

@@ -61,7 +61,8 @@ def _uvicorn_options(settings: Settings) -> dict[str, object]:
 
 def run_server(settings: Settings, workers: int) -> int:
     from raxx_queue.app import create_app
-    from raxx_queue.supervisor import Supervisor, exit_cleanly_after_shutdown
+    from raxx_queue.serving_worker import exit_cleanly_after_shutdown
+    from raxx_queue.supervisor import Supervisor
 
     exit_cleanly_after_shutdown()
     options = _uvicorn_options(settings)
