@@ -69,6 +69,13 @@ def held_per_worker(pid: int, port: int) -> dict[int, int]:
     return {w: len(sockets_of(w) & established) for w in worker_pids(pid)}
 
 
+def all_dealt(pid: int, port: int) -> bool:
+    """Whether the supervisor has accepted every connection made to the port and handed
+    each on: none waits in the listening socket's queue, and it holds none itself."""
+    unaccepted = sum(tcp_sockets(port, LISTEN).values())
+    return unaccepted == 0 and not sockets_of(pid) & tcp_sockets(port, ESTABLISHED).keys()
+
+
 def open_connections(port: int, count: int) -> list[socket.socket]:
     return [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
 
@@ -140,9 +147,14 @@ def test_a_stuck_worker_is_passed_over_once_its_channel_is_full(clean_db: str) -
             conns = open_connections(port, count)
             for conn in conns:
                 conn.sendall(b"GET /health HTTP/1.1\r\nHost: queue\r\n\r\n")
-            # the running worker answers all it was dealt; the rest wait for the stuck one
+            # once every connection is dealt, the running worker answers all it was
+            # dealt; the rest wait for the stuck one (before the first is dealt, both
+            # counts are 0)
             wait_until(
-                lambda: sum(answered(c) for c in conns) == held_per_worker(pid, port)[running],
+                lambda: (
+                    all_dealt(pid, port)
+                    and 0 < sum(answered(c) for c in conns) == held_per_worker(pid, port)[running]
+                ),
                 30,
                 "the running worker's answers",
             )
