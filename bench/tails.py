@@ -7,8 +7,8 @@ wait, where latency counts from when each request was due.
 
 Each round starts `raxx-queue serve` (`--workers` of them, one unless given; INFO
 logs) from each build in turn, on a fresh database migrated from this checkout, and
-sends it: a warm-up of mixed
-webhook deliveries (bench/stream.py); webhooks in an open loop; then the paywall's read
+sends it: a warm-up of mixed webhook deliveries (bench/stream.py); webhooks in an
+open loop; then the paywall's read
 and `GET /health`, each first in a closed loop at concurrency 32 (so the pool holds its
 connections, as in bench.run's ceilings), then in an open loop. Prints each segment,
 then per segment the medians over the rounds of p50, p99 and the worst latency, and

@@ -69,11 +69,17 @@ def held_per_worker(pid: int, port: int) -> dict[int, int]:
     return {w: len(sockets_of(w) & established) for w in worker_pids(pid)}
 
 
+def held_by_supervisor(pid: int, port: int) -> set[int]:
+    """The port's established connections the supervisor itself holds (accepted and
+    not yet handed to a worker)."""
+    return sockets_of(pid) & tcp_sockets(port, ESTABLISHED).keys()
+
+
 def all_dealt(pid: int, port: int) -> bool:
     """Whether the supervisor has accepted every connection made to the port and handed
     each on: none waits in the listening socket's queue, and it holds none itself."""
     unaccepted = sum(tcp_sockets(port, LISTEN).values())
-    return unaccepted == 0 and not sockets_of(pid) & tcp_sockets(port, ESTABLISHED).keys()
+    return unaccepted == 0 and not held_by_supervisor(pid, port)
 
 
 def open_connections(port: int, count: int) -> list[socket.socket]:
@@ -133,7 +139,7 @@ def test_connections_are_dealt_to_the_workers_in_turn(clean_db: str) -> None:
             held = connections_per_worker(pid, port, count)
             assert sorted(held.values()) == [count // 2, count // 2], (count, held)
         # the supervisor only accepts: it holds none of them
-        assert not sockets_of(pid) & tcp_sockets(port, ESTABLISHED).keys()
+        assert not held_by_supervisor(pid, port)
 
 
 def test_a_stuck_worker_is_passed_over_once_its_channel_is_full(clean_db: str) -> None:

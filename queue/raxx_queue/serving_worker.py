@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import signal
 import socket
-from collections.abc import Callable
 from multiprocessing.synchronize import Event
 from typing import Any
 
@@ -87,17 +86,13 @@ class WorkerServer(uvicorn.Server):
                     loop.connect_accepted_socket(self._protocol, socket.socket(fileno=fd))
                 )
                 self._adopting.add(task)
-                task.add_done_callback(_adopted(self._adopting))
+                task.add_done_callback(self._adopted)
 
-
-def _adopted(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
-    def done(task: asyncio.Task[Any]) -> None:
-        tasks.discard(task)
+    def _adopted(self, task: asyncio.Task[Any]) -> None:
+        self._adopting.discard(task)
         if not task.cancelled() and task.exception() is not None:
             # the client left before it was served: nothing to answer
             log.debug("connection_not_adopted", error_type=type(task.exception()).__name__)
-
-    return done
 
 
 def serve_worker(options: dict[str, Any], ready: Event, channel: socket.socket) -> None:
