@@ -14,8 +14,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client import REGISTRY
 
+from raxx_queue.webhooks import batching
 from raxx_queue.webhooks.batching import LANE_CLASS
 from tests.conftest import AppClient, AppFactory
 from tests.support.database import Conn
@@ -276,10 +278,13 @@ async def test_an_event_that_cannot_be_stored_fails_alone_and_the_rest_apply(
 
 
 async def test_a_batch_whose_connection_dies_answers_503_for_each_and_stores_none(
-    client: AppClient, db: Conn, captured_logs: CapturedLogs
+    client: AppClient, db: Conn, captured_logs: CapturedLogs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database going away under a statement of several events: each of its
     deliveries gets a 503 (Stripe retries), none a 500, and none of them is stored."""
+    # the batch must still be waiting when it is killed, however slow the machine: past
+    # LOCK_WAIT it would give way, and the wait found would be an event's on its own
+    monkeypatch.setattr(batching, "LOCK_WAIT", "60s")
     await db.execute(LOCK, "cus_batch1")  # the batch's first customer, in lock order
     rest = [_event(3), _event(1)]
     # the first applies; the statement sent beside it then waits on cus_batch1
