@@ -5,17 +5,16 @@ wait, where latency counts from when each request was due.
     TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres \\
       .venv/bin/python -m bench.tails --before-dir /tmp/before
 
-Each round starts `raxx-queue serve` (`--workers` of them, one unless given; INFO
-logs) from each build in turn, on a fresh database migrated from this checkout, and
-sends it: a warm-up of mixed webhook deliveries (bench/stream.py); webhooks in an
-open loop; then the paywall's read
-and `GET /health`, each first in a closed loop at concurrency 32 (so the pool holds its
-connections, as in bench.run's ceilings), then in an open loop. Prints each segment,
-then per segment the medians over the rounds of p50, p99 and the worst latency, and
-the service's CPU per request. First, for each build, how long one full garbage
-collection takes in a worker once started (the app from `create_app_from_env`, as each
-of `raxx-queue serve`'s workers builds it, its lifespan started): the event loop
-stops that long whenever the collector makes a full pass.
+Each round starts `raxx-queue serve` (`--workers` of them, one unless given; INFO logs)
+from each build in turn, on a fresh database migrated from this checkout, and sends it:
+a warm-up of mixed webhook deliveries (bench/stream.py); webhooks in an open loop; then
+the paywall's read and `GET /health`, each first in a closed loop at concurrency 32 (so
+the pool holds its connections, as in bench.run's ceilings), then in an open loop.
+Prints each segment, then per segment the medians over the rounds of p50, p99 and the
+worst latency, and the service's CPU per request. First, for each build, how long one
+full garbage collection takes in a worker once started (the app from
+`create_app_from_env`, as each of `raxx-queue serve`'s workers builds it, its lifespan
+started): the event loop stops that long whenever the collector makes a full pass.
 """
 
 from __future__ import annotations

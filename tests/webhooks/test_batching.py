@@ -17,7 +17,6 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from raxx_queue.webhooks import batching
 from raxx_queue.webhooks.batching import LANE_CLASS
 from tests.conftest import AppClient, AppFactory
 from tests.support.database import Conn
@@ -284,7 +283,7 @@ async def test_a_batch_whose_connection_dies_answers_503_for_each_and_stores_non
     deliveries gets a 503 (Stripe retries), none a 500, and none of them is stored."""
     # the batch must still be waiting when it is killed, however slow the machine: past
     # LOCK_WAIT it would give way, and the wait found would be an event's on its own
-    monkeypatch.setattr(batching, "LOCK_WAIT", "60s")
+    monkeypatch.setattr("raxx_queue.webhooks.batching.LOCK_WAIT", "60s")
     await db.execute(LOCK, "cus_batch1")  # the batch's first customer, in lock order
     rest = [_event(3), _event(1)]
     # the first applies; the statement sent beside it then waits on cus_batch1
