@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import time
@@ -13,11 +14,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from raxx_queue.errors import error_body
 from raxx_queue.jsonio import dumps
 from raxx_queue.log_limits import REFUSED_REQUEST_LINES, current_source, source_of
+from raxx_queue.logs import log_info
 from raxx_queue.metrics import HTTP_REQUESTS, labelled
 
 MAX_BODY_BYTES = 1024 * 1024
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-log = structlog.get_logger("raxx_queue.http")
+log = logging.getLogger("raxx_queue.http")
 
 
 def header_value(scope: Scope, name: bytes) -> str | None:
@@ -86,7 +88,8 @@ class RequestContextMiddleware:
             # refused anonymous requests within REFUSED_REQUEST_LINES' caps; known callers,
             # successes and server errors always
             if path not in ("/health", "/ready", "/metrics") and not capped:
-                log.info(
+                log_info(
+                    log,
                     "request",
                     method=scope["method"],
                     route=path,
