@@ -4,6 +4,7 @@ write the lines structlog's full way writes."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ def without_timestamp(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def json_logging(captured_logs: CapturedLogs) -> CapturedLogs:
+def json_logging(captured_logs: CapturedLogs) -> Iterator[CapturedLogs]:
     configure_logging(
         Settings(
             log_format=LogFormat.JSON,
@@ -36,7 +37,8 @@ def json_logging(captured_logs: CapturedLogs) -> CapturedLogs:
         )
     )
     structlog.contextvars.clear_contextvars()
-    return captured_logs
+    yield captured_logs
+    structlog.contextvars.clear_contextvars()  # the context bound here stays here
 
 
 def test_log_info_writes_the_line_structlog_writes(json_logging: CapturedLogs) -> None:
