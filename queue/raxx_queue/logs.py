@@ -75,12 +75,13 @@ class LineFormatter(structlog.stdlib.ProcessorFormatter):
 
 def build_formatter(log_format: LogFormat) -> LineFormatter:
     renderer: structlog.types.Processor
+    json_renderer: structlog.types.Processor | None = None
     if log_format is LogFormat.JSON:
-        renderer = structlog.processors.JSONRenderer(serializer=_json_line)
+        renderer = json_renderer = structlog.processors.JSONRenderer(serializer=_json_line)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     return LineFormatter(
-        json_renderer=renderer if log_format is LogFormat.JSON else None,
+        json_renderer=json_renderer,
         foreign_pre_chain=SHARED_PROCESSORS,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
