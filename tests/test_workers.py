@@ -1,6 +1,6 @@
 """`raxx-queue serve` with several workers: connections dealt to them in turn, a stuck
 worker passed over, a dead worker replaced, a worker that cannot start ends the service,
-a taken port refused."""
+a taken port refused, the workers' metric files removed with the service."""
 
 from __future__ import annotations
 
@@ -239,3 +239,21 @@ def test_a_port_already_taken_is_refused(clean_db: str) -> None:
         done = run_cli("serve", env=env, timeout=60)
     assert done.returncode == 1
     assert '"event":"port_in_use"' in done.stderr.replace(" ", "")
+
+
+def test_the_workers_metric_files_go_with_the_service(clean_db: str, tmp_path: Path) -> None:
+    """The directory the service makes for its workers' metric files is removed when it
+    stops; a directory the operator named is theirs, and stays."""
+    scratch, named = tmp_path / "tmp", tmp_path / "named"
+    scratch.mkdir()
+    named.mkdir()
+    with running_service(clean_db, workers=2, TMPDIR=str(scratch)) as service:
+        both_serving(service.process.pid, int(service.url.rpartition(":")[2]))
+        (made,) = scratch.glob("queue-metrics-*")
+        assert any(made.glob("*.db"))
+    assert service.process.returncode == 0
+    assert not made.exists()
+    with running_service(clean_db, workers=2, PROMETHEUS_MULTIPROC_DIR=str(named)) as service:
+        both_serving(service.process.pid, int(service.url.rpartition(":")[2]))
+    assert service.process.returncode == 0
+    assert any(named.glob("*.db"))

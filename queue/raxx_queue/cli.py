@@ -73,9 +73,12 @@ def run_server(settings: Settings, workers: int) -> int:
     # workers re-read the environment: hand them the resolved database
     assert settings.database_url is not None
     os.environ["DATABASE_URL"] = settings.database_url.get_secret_value()
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="queue-metrics-")
-    return Supervisor(workers, options).run()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # the operator's: left as it is
+        return Supervisor(workers, options).run()
+    # the workers' metric files, for the service's life: removed when it stops
+    with tempfile.TemporaryDirectory(prefix="queue-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        return Supervisor(workers, options).run()
 
 
 def cmd_serve(_args: argparse.Namespace) -> int:
