@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import asyncpg
@@ -133,5 +134,49 @@ async def test_value_checks_become_domains_without_rewriting_a_table(pg_server: 
         await _refused(
             url, "billing_action_log_actor_check", "processed_stripe_events_source_check"
         )
+    finally:
+        await drop_database(pg_server, url)
+
+
+async def test_reverting_the_raw_copy_puts_each_payload_back_whole(pg_server: str) -> None:
+    """billing_event_raw_copy stores a delivery's body beside a stub payload; reverting
+    it must leave every stored event whole in `payload`, as the schema before reads it."""
+    url = await create_database(pg_server, prefix="queue_raw_copy")
+    event = {
+        "id": "evt_raw1",
+        "object": "event",
+        "type": "payout.paid",
+        "created": 1_700_000_000,
+        "data": {"object": {"id": "po_1", "object": "payout", "description": "all of it"}},
+    }
+    raw = json.dumps(event, indent=1)  # as sent: its own spacing
+    stub = {**event, "data": {"object": {"id": "po_1", "object": "payout"}}}
+    params = {
+        "event_id": event["id"],
+        "type": event["type"],
+        "created": event["created"],
+        "family": "ignored",
+        "payload": stub,
+    }
+    try:
+        run_sqitch(["deploy", "--verify", "--to", "billing_event_raw_copy"], url, MIGRATIONS)
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                "SELECT * FROM billing_apply_stripe_event($1::jsonb, $2)", json.dumps(params), raw
+            )
+        finally:
+            await conn.close()
+
+        run_sqitch(["revert", "-y", "--to", "billing_event_raw_copy^"], url, MIGRATIONS)
+        conn = await asyncpg.connect(url)
+        try:
+            stored = await conn.fetchval(
+                "SELECT payload FROM processed_stripe_events WHERE event_id = $1", event["id"]
+            )
+        finally:
+            await conn.close()
+        assert json.loads(stored) == event
+        run_sqitch(["deploy", "--verify"], url, MIGRATIONS)
     finally:
         await drop_database(pg_server, url)

@@ -6,6 +6,7 @@ import json
 import os
 from typing import Any
 
+from raxx_queue.simulator.events import build_event
 from tests.conftest import AppClient
 from tests.privacy import person
 from tests.support import values
@@ -20,6 +21,7 @@ SELECT stripe_invoice_id, status, currency, amount_due, amount_paid, amount_rema
        paid_at, period_start, number
   FROM billing_invoice ORDER BY stripe_invoice_id
 """
+STORED = "SELECT payload, payload_raw FROM processed_stripe_events WHERE event_id = $1"
 SUBSCRIPTION = """
 SELECT stripe_subscription_id, status, plan_tier, price_id, current_period_end,
        grace_until, payment_failure_count, last_payment_failed_at
@@ -149,3 +151,28 @@ async def test_cli_erases_as_the_console_does(client: AppClient, db: Conn, clean
     unknown = run_cli("customers", "erase", "cust_nobody", env=env)
     assert unknown.returncode == 1
     assert "CUSTOMER_NOT_FOUND" in unknown.stderr
+
+
+async def test_an_event_found_only_by_the_email_in_its_raw_copy_is_redacted(
+    client: AppClient, db: Conn
+) -> None:
+    """A delivery names neither the customer nor its objects, only its e-mail address:
+    the stored stub holds ids alone, the raw copy the address. The erasure finds the
+    event by the raw copy and keeps no copy of it."""
+    await seed(client)
+    receipt = person.charge(created=person.T0 + 90)
+    receipt.update(id="ch_guest1", customer=None, payment_intent=None, payment_method=None)
+    event = build_event("charge.succeeded", receipt, created=person.T0 + 91)
+    await deliver_ok(client, event)
+    stored = await db.fetchrow(STORED, event["id"])
+    assert person.EMAIL in stored["payload_raw"]
+    assert person.EMAIL not in stored["payload"]
+
+    response = await client.post(ERASE, headers=values.CONSOLE)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["erased"]["event_payloads"] == 8  # the seven, and this one
+    stored = await db.fetchrow(STORED, event["id"])
+    assert stored["payload_raw"] is None
+    assert person.EMAIL not in stored["payload"]
+    assert json.loads(stored["payload"])["data"]["object"]["id"] == "ch_guest1"

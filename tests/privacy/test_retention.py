@@ -47,12 +47,14 @@ async def test_old_payloads_are_stripped_and_a_late_retry_is_still_a_duplicate(
     rows = {
         r["event_id"]: r
         for r in await db.fetch(
-            "SELECT event_id, payload, payload_stripped_at FROM processed_stripe_events"
+            "SELECT event_id, billing_event_payload(payload, payload_raw) AS payload,"
+            " payload_raw, payload_stripped_at FROM processed_stripe_events"
         )
     }
     for event in old:
         row = rows[event["id"]]
         assert row["payload_stripped_at"] is not None
+        assert row["payload_raw"] is None  # the delivery's raw copy went with the rest
         payload = json.loads(row["payload"])
         assert payload["id"] == event["id"]
         assert payload["type"] == event["type"]
@@ -63,6 +65,7 @@ async def test_old_payloads_are_stripped_and_a_late_retry_is_still_a_duplicate(
     for event in recent:
         assert rows[event["id"]]["payload_stripped_at"] is None
         assert person.EMAIL in rows[event["id"]]["payload"]
+        assert person.EMAIL in rows[event["id"]]["payload_raw"]
     ledger_after = await db.fetch(
         "SELECT event_id, type, outcome, stripe_customer_id, event_created_at"
         " FROM processed_stripe_events ORDER BY event_id"

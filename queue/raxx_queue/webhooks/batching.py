@@ -53,7 +53,7 @@ Json = dict[str, Any]
 
 APPLY_EVENT = """
 SELECT outcome, queue_customer_id, mirror_changed, mirror_version, access_change
-  FROM billing_apply_stripe_event($1::jsonb)
+  FROM billing_apply_stripe_event($1::jsonb, $2::text)
 """
 # The lane lock is the argument's subquery: taken before the function's first statement
 # and, as a transaction lock, held to the commit. It waits without the batch's
@@ -61,7 +61,8 @@ SELECT outcome, queue_customer_id, mirror_changed, mirror_version, access_change
 # which gives way after LOCK_WAIT on any customer's lock.
 APPLY_EVENTS_IN_LANE = """
 SELECT n, outcome, queue_customer_id, mirror_changed, mirror_version, access_change
-  FROM billing_apply_stripe_events((SELECT $1::jsonb FROM pg_advisory_xact_lock($3, $4)), $2)
+  FROM billing_apply_stripe_events((SELECT $1::jsonb FROM pg_advisory_xact_lock($3, $4)), $2,
+                                   $5::text[])
 """
 # The advisory lock class of the lanes: the two-integer form, which never meets the
 # one-integer locks of customers and sealers; the second is the worker's (random).
@@ -86,11 +87,12 @@ def lane_depth(workers: int) -> int:
     return STATEMENTS if workers == 1 else 1
 
 
-async def apply_one(db: Database, params: Json) -> asyncpg.Record:
+async def apply_one(db: Database, params: Json, raw: str | None = None) -> asyncpg.Record:
     """Apply one event in its own statement (it commits by itself: no BEGIN, no COMMIT),
-    outside any lane, with no limit on its lock waits."""
+    outside any lane, with no limit on its lock waits. `raw`: the delivery's body, stored
+    as the event's raw copy (pipeline.stored_payload)."""
     async with db.autocommit() as tx:
-        row = await tx.conn.fetchrow(APPLY_EVENT, params)
+        row = await tx.conn.fetchrow(APPLY_EVENT, params, raw)
         assert row is not None
         tx.effects.audited = row["outcome"] == "applied"
         tx.effects.mirror_changed = row["mirror_changed"]
@@ -102,13 +104,20 @@ def _lock_order(params: Json) -> str:
     return str(params.get("stripe_customer_id") or "")
 
 
-async def apply_many(db: Database, batch: list[Json], lane: int) -> list[asyncpg.Record]:
-    """Apply events in one statement of the lane; their rows, in the order given. Any
-    error: none is."""
+async def apply_many(
+    db: Database, batch: list[Json], raws: list[str | None], lane: int
+) -> list[asyncpg.Record]:
+    """Apply events (each with its raw copy, or None) in one statement of the lane; their
+    rows, in the order given. Any error: none is."""
     order = sorted(range(len(batch)), key=lambda i: _lock_order(batch[i]))
     async with db.autocommit() as tx:
         rows = await tx.conn.fetch(
-            APPLY_EVENTS_IN_LANE, [batch[i] for i in order], LOCK_WAIT, LANE_CLASS, lane
+            APPLY_EVENTS_IN_LANE,
+            [batch[i] for i in order],
+            LOCK_WAIT,
+            LANE_CLASS,
+            lane,
+            [raws[i] for i in order],
         )
         tx.effects.audited = any(row["outcome"] == "applied" for row in rows)
         tx.effects.mirror_changed = any(row["mirror_changed"] for row in rows)
@@ -122,6 +131,7 @@ async def apply_many(db: Database, batch: list[Json], lane: int) -> list[asyncpg
 @dataclass
 class _Waiting:
     params: Json
+    raw: str | None
     answer: asyncio.Future[asyncpg.Record] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -168,16 +178,16 @@ class EventBatcher:
         """Deliveries in the statements sent (running or waiting in Postgres)."""
         return sum(self._running)
 
-    async def apply(self, params: Json) -> asyncpg.Record:
+    async def apply(self, params: Json, raw: str | None = None) -> asyncpg.Record:
         """The event's row of billing_apply_stripe_event, once its statement committed."""
         if not self._running and not self._waiting:
             # none running: this delivery's is the next, run by its own request (no
             # hand-over to another task and back); what arrives meanwhile waits
-            row = await self._lane_alone(params)
+            row = await self._lane_alone(params, raw)
             # given way: again on its own, outside the lane, where the error is its own
             # to raise; the lane already serves those waiting meanwhile
-            return row if row is not None else await apply_one(self._db, params)
-        waiting = _Waiting(params)
+            return row if row is not None else await apply_one(self._db, params, raw)
+        waiting = _Waiting(params, raw)
         self._waiting.append(waiting)
         self._send_ready()
         return await waiting.answer
@@ -204,13 +214,13 @@ class EventBatcher:
         del self._waiting[:MAX_BATCH]
         return batch
 
-    async def _lane_alone(self, params: Json) -> asyncpg.Record | None:
+    async def _lane_alone(self, params: Json, raw: str | None) -> asyncpg.Record | None:
         """One event as a statement of the lane, run by its own request; None if it gave
         way (any error but the database's absence: a lock held for long, a value Postgres
         cannot store, a same-second conflict). Either way the lane is free once it ends."""
         self._running.append(1)
         try:
-            (row,) = await apply_many(self._db, [params], self._lane)
+            (row,) = await apply_many(self._db, [params], [raw], self._lane)
         except DatabaseUnavailable:
             raise
         except Exception as error:
@@ -245,7 +255,7 @@ class EventBatcher:
 
     async def _alone(self, waiting: _Waiting) -> None:
         try:
-            row = await apply_one(self._db, waiting.params)
+            row = await apply_one(self._db, waiting.params, waiting.raw)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the request raises it, as if it had run it
@@ -255,7 +265,12 @@ class EventBatcher:
 
     async def _together(self, batch: list[_Waiting]) -> None:
         try:
-            rows = await apply_many(self._db, [waiting.params for waiting in batch], self._lane)
+            rows = await apply_many(
+                self._db,
+                [waiting.params for waiting in batch],
+                [waiting.raw for waiting in batch],
+                self._lane,
+            )
         except DatabaseUnavailable:
             for waiting in batch:
                 waiting.fail(DatabaseUnavailable())

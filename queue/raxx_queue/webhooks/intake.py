@@ -105,6 +105,14 @@ def verified_event(payload: bytes, signature: str | None, settings: Settings) ->
     return event
 
 
+def raw_copy(payload: bytes) -> str | None:
+    """The body to store as the event's raw copy; None (the parsed event stored whole) for
+    one holding a `\\u0000` escape, which Postgres's jsonb refuses: such an event is
+    refused as unstorable, as before there was a raw copy, rather than stored as text
+    that no reader could parse."""
+    return None if b"\\u0000" in payload else payload.decode()
+
+
 async def receive_delivery(
     db: Database,
     stripe: SubscriptionSource | None,
@@ -125,6 +133,7 @@ async def receive_delivery(
         dispute_access=settings.dispute_access,
         request_id=request_id,
         ignore=other_mode,
+        raw=raw_copy(payload),
     )
     result = await apply_stripe_event(db, event, context, stripe, batcher)
     if other_mode and result.outcome == "ignored":

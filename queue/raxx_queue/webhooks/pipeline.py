@@ -62,6 +62,9 @@ class EventContext:
     ignore: bool = False
     # DISPUTE_ACCESS: whether an open dispute suspends access ("suspend") or not ("keep")
     dispute_access: str = "suspend"
+    # the delivery's body as Stripe sent it: stored as the event's raw copy, beside a
+    # stub payload (stored_payload); None stores the parsed event whole
+    raw: str | None = None
 
 
 def event_envelope(event: Any) -> tuple[str, str, int, Json]:
@@ -79,6 +82,35 @@ def event_envelope(event: Any) -> tuple[str, str, int, Json]:
     if not isinstance(obj, dict):
         raise InvalidEvent("event has no data.object")
     return event_id, event_type, created, obj
+
+
+# What the stub of an event stored with its raw copy keeps of the event's object: what
+# the erasure check on insert reads (billing_event_customer, billing_event_refs and
+# billing_event_erased_customer), and what retention keeps (billing_strip_payload).
+_ENVELOPE = ("id", "object", "type", "created", "api_version", "livemode")
+_OBJECT_IDS = ("id", "object", "client_reference_id")
+_OBJECT_REFS = ("customer", "charge", "payment_intent", "payment_method", "latest_charge")
+
+
+def _ref(value: Any) -> Any:
+    """A reference as the stub keeps it: an expanded object cut to its id."""
+    return {"id": value["id"]} if isinstance(value, dict) and "id" in value else value
+
+
+def stored_payload(event: Json, obj: Json, raw: str | None) -> Json:
+    """The event's `payload` as stored: the event itself, or, when its raw copy is stored
+    beside it (migrations: billing_event_raw_copy), its envelope and the ids of its
+    object; whatever reads a stored event reads the raw copy then."""
+    if raw is None:
+        return event
+    kept = {key: obj[key] for key in _OBJECT_IDS if key in obj}
+    kept.update((key, _ref(obj[key])) for key in _OBJECT_REFS if key in obj)
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict) and "queue_customer_id" in metadata:
+        kept["metadata"] = {"queue_customer_id": metadata["queue_customer_id"]}
+    stub = {key: event[key] for key in _ENVELOPE if key in event}
+    stub["data"] = {"object": kept}
+    return stub
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
@@ -104,7 +136,7 @@ def check_nesting(payload: bytes, event: Any) -> None:
 
 
 def _params(event: Json, change: EventChange, context: EventContext, force: bool) -> Json:
-    event_id, event_type, created, _ = event_envelope(event)
+    event_id, event_type, created, obj = event_envelope(event)
     return {
         "event_id": event_id,
         "type": event_type,
@@ -115,7 +147,7 @@ def _params(event: Json, change: EventChange, context: EventContext, force: bool
         "actor": context.actor,
         "action": context.action,
         "request_id": context.request_id,
-        "payload": event,
+        "payload": stored_payload(event, obj, context.raw),
         "family": change.family,
         "stripe_customer_id": change.stripe_customer_id,
         "object_id": change.object_id,
@@ -132,11 +164,13 @@ def apply_params(event: Json, context: EventContext) -> Json:
     return _params(event, build_change(event_type, obj, context.price_tiers), context, force=False)
 
 
-async def _apply(db: Database, params: Json, batcher: EventBatcher | None) -> asyncpg.Record:
+async def _apply(
+    db: Database, params: Json, raw: str | None, batcher: EventBatcher | None
+) -> asyncpg.Record:
     try:
         if batcher is None:
-            return await apply_one(db, params)
-        return await batcher.apply(params)
+            return await apply_one(db, params, raw)
+        return await batcher.apply(params, raw)
     except UNSTORABLE as error:
         log.warning("event_unstorable", event_id=params["event_id"], sqlstate=error.sqlstate)
         raise InvalidEvent("event holds a value Queue cannot store") from None
@@ -159,12 +193,12 @@ async def apply_stripe_event(
     if change.family == "dispute" and change.stripe_customer_id is None:
         change = await _dispute_customer(db, change, stripe)
     try:
-        row = await _apply(db, _params(event, change, context, force=False), batcher)
+        row = await _apply(db, _params(event, change, context, force=False), context.raw, batcher)
     except asyncpg.PostgresError as error:
         if error.sqlstate != SAME_SECOND_CONFLICT:
             raise
         change = await _resolve_same_second(change, event_type, context, stripe)
-        row = await _apply(db, _params(event, change, context, force=True), None)
+        row = await _apply(db, _params(event, change, context, force=True), context.raw, None)
     if row["access_change"] is not None:  # committed: the log says what the audit row says
         log_access_change(row["queue_customer_id"], row["access_change"], event_id=event_id)
     return EventResult(
