@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +29,22 @@ class Lane:
     stream: FullSizeStream
     context: EventContext
 
-    def params(self, count: int) -> list[dict[str, Any]]:
-        """The next count deliveries, as the worker passes them to Postgres."""
-        return [apply_params(orjson.loads(body), self.context) for body in self.stream.take(count)]
+    def params(self, count: int) -> list[tuple[dict[str, Any], str]]:
+        """The next count deliveries, as the worker passes them to Postgres: each event's
+        parameter (with a stub payload) and its body as sent (the raw copy)."""
+        taken = []
+        for body in self.stream.take(count):
+            raw = body.decode()
+            taken.append((apply_params(orjson.loads(body), replace(self.context, raw=raw)), raw))
+        return taken
 
-    async def apply(self, events: list[dict[str, Any]], size: int) -> None:
+    async def apply(self, events: list[tuple[dict[str, Any], str]], size: int) -> None:
         """events in statements of size events each, one after the other."""
         for i in range(0, len(events), size):
-            batch = orjson.dumps(events[i : i + size]).decode()
-            await self.statement.fetch(batch, LOCK_WAIT, LANE_CLASS, 1)
+            chunk = events[i : i + size]
+            batch = orjson.dumps([params for params, _ in chunk]).decode()
+            raws = [raw for _, raw in chunk]
+            await self.statement.fetch(batch, LOCK_WAIT, LANE_CLASS, 1, raws)
 
 
 @asynccontextmanager

@@ -254,13 +254,20 @@ async def run_sql(spec: dict[str, Any], bodies: list[bytes]) -> dict[str, Any]:
     `billing_apply_stripe_event` per event and, with `audit_key`, the audit chain
     sealed in rounds beside it, as the service's sealer does.
     """
+    from dataclasses import replace
+
     import asyncpg
 
     from raxx_queue.webhooks.batching import APPLY_EVENT
     from raxx_queue.webhooks.pipeline import EventContext, apply_params
 
     context = EventContext(price_tiers=spec["price_tiers"], grace_days=7)
-    params = [orjson.dumps(apply_params(orjson.loads(body), context)).decode() for body in bodies]
+    # as the webhook lane stores a delivery: the body as sent beside a stub payload
+    raws = [body.decode() for body in bodies]
+    params = [
+        orjson.dumps(apply_params(orjson.loads(body), replace(context, raw=raw))).decode()
+        for body, raw in zip(bodies, raws, strict=True)
+    ]
     concurrency: int = spec["concurrency"]
 
     async def init(conn: asyncpg.Connection[Any]) -> None:
@@ -274,7 +281,7 @@ async def run_sql(spec: dict[str, Any], bodies: list[bytes]) -> dict[str, Any]:
 
         async def send(i: int) -> str:
             async with pool.acquire() as conn:
-                row = await conn.fetchrow(APPLY_EVENT, params[i])
+                row = await conn.fetchrow(APPLY_EVENT, params[i], raws[i])
             assert row is not None
             outcome: str = row["outcome"]
             return outcome
