@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -33,6 +32,7 @@ from bench.procstat import cpu_seconds
 from raxx_queue.jsonio import dumps_str
 from raxx_queue.simulator.events import sign
 from raxx_queue.webhooks.batching import APPLY_EVENT
+from raxx_queue.webhooks.intake import delivery_params
 from raxx_queue.webhooks.pipeline import EventContext, apply_params, check_nesting
 from raxx_queue.webhooks.signature import verify_signature
 
@@ -104,15 +104,9 @@ async def postgres(database_url: str, bodies: list[bytes], warm: int) -> dict[st
             "jsonb", encoder=str, decoder=str, schema="pg_catalog", format="text"
         )
         context = EventContext(price_tiers=TIERS, grace_days=7)
-        # as the webhook lane stores a delivery: the body as sent beside a stub payload
         params = [
-            (
-                orjson.dumps(
-                    apply_params(orjson.loads(body), replace(context, raw=body.decode()))
-                ).decode(),
-                body.decode(),
-            )
-            for body in bodies
+            (orjson.dumps(param).decode(), raw)
+            for param, raw in (delivery_params(body, context) for body in bodies)
         ]
         statement = await conn.prepare(APPLY_EVENT)
         for param, raw in params[:warm]:

@@ -17,14 +17,14 @@ import asyncio
 import json
 import statistics
 import time
-from dataclasses import replace
 from typing import Any
 
 import asyncpg
 from tests.privacy import person
 from tests.support.database import create_database, drop_database, migrate, server_url
 
-from raxx_queue.webhooks.pipeline import EventContext, apply_params
+from raxx_queue.webhooks.intake import delivery_params
+from raxx_queue.webhooks.pipeline import EventContext
 
 # as the webhook lane stores a delivery: the body as sent beside a stub payload
 APPLY = "SELECT outcome FROM billing_apply_stripe_event($1::jsonb, $2)"
@@ -47,8 +47,7 @@ async def _apply(conn: asyncpg.Connection[Any], people: range) -> list[float]:
     for k in people:
         events, _ = person.another(k, person.history())
         for event in events:
-            raw = json.dumps(event)
-            params = apply_params(event, replace(CONTEXT, raw=raw))
+            params, raw = delivery_params(json.dumps(event).encode(), CONTEXT)
             started = time.perf_counter()
             await conn.fetchval(APPLY, params, raw)
             timings.append((time.perf_counter() - started) * 1000)

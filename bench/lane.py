@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from bench.costs import TIERS
 from bench.fullsize import FullSizeStream
 from bench.run import QUICK, Bench
 from raxx_queue.webhooks.batching import APPLY_EVENTS_IN_LANE, LANE_CLASS, LOCK_WAIT
-from raxx_queue.webhooks.pipeline import EventContext, apply_params
+from raxx_queue.webhooks.intake import delivery_params
+from raxx_queue.webhooks.pipeline import EventContext
 
 
 @dataclass
@@ -29,16 +30,12 @@ class Lane:
     stream: FullSizeStream
     context: EventContext
 
-    def params(self, count: int) -> list[tuple[dict[str, Any], str]]:
+    def params(self, count: int) -> list[tuple[dict[str, Any], str | None]]:
         """The next count deliveries, as the worker passes them to Postgres: each event's
-        parameter (with a stub payload) and its body as sent (the raw copy)."""
-        taken = []
-        for body in self.stream.take(count):
-            raw = body.decode()
-            taken.append((apply_params(orjson.loads(body), replace(self.context, raw=raw)), raw))
-        return taken
+        parameter and its raw copy (intake.delivery_params)."""
+        return [delivery_params(body, self.context) for body in self.stream.take(count)]
 
-    async def apply(self, events: list[tuple[dict[str, Any], str]], size: int) -> None:
+    async def apply(self, events: list[tuple[dict[str, Any], str | None]], size: int) -> None:
         """events in statements of size events each, one after the other."""
         for i in range(0, len(events), size):
             chunk = events[i : i + size]

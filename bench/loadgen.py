@@ -254,20 +254,16 @@ async def run_sql(spec: dict[str, Any], bodies: list[bytes]) -> dict[str, Any]:
     `billing_apply_stripe_event` per event and, with `audit_key`, the audit chain
     sealed in rounds beside it, as the service's sealer does.
     """
-    from dataclasses import replace
-
     import asyncpg
 
     from raxx_queue.webhooks.batching import APPLY_EVENT
-    from raxx_queue.webhooks.pipeline import EventContext, apply_params
+    from raxx_queue.webhooks.intake import delivery_params
+    from raxx_queue.webhooks.pipeline import EventContext
 
     context = EventContext(price_tiers=spec["price_tiers"], grace_days=7)
-    # as the webhook lane stores a delivery: the body as sent beside a stub payload
-    raws = [body.decode() for body in bodies]
-    params = [
-        orjson.dumps(apply_params(orjson.loads(body), replace(context, raw=raw))).decode()
-        for body, raw in zip(bodies, raws, strict=True)
-    ]
+    delivered = [delivery_params(body, context) for body in bodies]
+    params = [orjson.dumps(param).decode() for param, _ in delivered]
+    raws = [raw for _, raw in delivered]
     concurrency: int = spec["concurrency"]
 
     async def init(conn: asyncpg.Connection[Any]) -> None:

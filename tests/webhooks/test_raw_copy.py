@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import asyncpg
 import pytest
 
 from raxx_queue.simulator.events import build_event, signed
 from raxx_queue.simulator.fixtures import fixtures_path
-from raxx_queue.webhooks.pipeline import stored_payload
+from raxx_queue.webhooks.pipeline import EventContext, apply_params, stored_payload
 from tests.conftest import AppClient
 from tests.support import values
 from tests.support.database import Conn
@@ -77,3 +78,19 @@ async def test_the_stub_keeps_what_the_erasure_check_and_retention_read(
 
     assert dict(kept) == dict(whole)
     assert len(json.dumps(stub)) < len(json.dumps(event))
+
+
+async def test_a_batch_takes_one_raw_copy_per_event(db: Conn) -> None:
+    """A stub payload stored without its copy would lose the event's body: a batch whose
+    raw copies do not match its events one for one is refused whole."""
+    event = subscription_event("customer.subscription.updated", status="active")
+    body = json.dumps(event)
+    param = apply_params(event, EventContext(price_tiers={}, grace_days=7, raw=body))
+    for raws in ([], [body, body]):
+        with pytest.raises(asyncpg.InvalidParameterValueError, match="one raw copy per event"):
+            await db.fetch(
+                "SELECT * FROM billing_apply_stripe_events($1::jsonb, '250ms', $2::text[])",
+                json.dumps([param]),
+                raws,
+            )
+    assert await db.fetchval("SELECT count(*) FROM processed_stripe_events") == 0
