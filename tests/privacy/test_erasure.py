@@ -6,6 +6,9 @@ import json
 import os
 from typing import Any
 
+import orjson
+import pytest
+
 from raxx_queue.simulator.events import build_event
 from tests.conftest import AppClient
 from tests.privacy import person
@@ -13,7 +16,7 @@ from tests.support import values
 from tests.support.database import Conn
 from tests.support.logs import CapturedLogs
 from tests.support.process import run_audit_verify, run_cli
-from tests.support.webhooks import deliver_ok
+from tests.support.webhooks import deliver, deliver_ok
 
 ERASE = f"/api/internal/billing/customers/{person.QUEUE_ID}/erase"
 MONEY = """
@@ -176,3 +179,36 @@ async def test_an_event_found_only_by_the_email_in_its_raw_copy_is_redacted(
     assert stored["payload_raw"] is None
     assert person.EMAIL not in stored["payload"]
     assert json.loads(stored["payload"])["data"]["object"]["id"] == "ch_guest1"
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        pytest.param(person.EMAIL.replace("@", "\\u0040"), id="escaped"),
+        pytest.param(person.EMAIL.upper(), id="upper-case"),
+    ],
+)
+async def test_an_email_written_otherwise_in_a_raw_copy_is_found(
+    client: AppClient, db: Conn, written: str
+) -> None:
+    """The search reads a raw copy as it is only when it holds no JSON escape: an address
+    written with one (`\\u0040` for the `@`) is found in the parsed event, and one in
+    another case in the copy itself."""
+    await seed(client)
+    receipt = person.charge(created=person.T0 + 90)
+    receipt.update(id="ch_guest2", customer=None, payment_intent=None, payment_method=None)
+    event = build_event("charge.succeeded", receipt, created=person.T0 + 91)
+    body = orjson.dumps(event).replace(person.EMAIL.encode(), written.encode())
+    assert written.encode() in body
+    assert person.EMAIL.encode() not in body
+    response = await deliver(client, body)
+    assert response.status_code == 200, response.text
+    assert written in (await db.fetchrow(STORED, event["id"]))["payload_raw"]
+
+    response = await client.post(ERASE, headers=values.CONSOLE)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["erased"]["event_payloads"] == 8  # the seven, and this one
+    stored = await db.fetchrow(STORED, event["id"])
+    assert stored["payload_raw"] is None
+    assert person.EMAIL not in stored["payload"].lower()
