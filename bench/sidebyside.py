@@ -8,8 +8,7 @@ already built checkout, `--peer-dir`; see docs/performance.md for how to get and
 it). The three stay up together and are driven in turn, level by level, by the same
 load generator (bench/loadgen.py, a separate process) with the same deliveries, so
 that the machine's drift between them is seconds, not minutes; the order rotates from
-one repetition to the next. Each takes the same warm-up first (unmeasured), and before
-each level every receiver's database is vacuumed and analysed (Sidebyside.settle).
+one repetition to the next. Each takes the same warm-up first (unmeasured).
 
 Two workloads, each its own run: `fullsize` (bench/fullsize.py: full-size subscription
 and invoice events of 10,000 customers, every delivery applying) and `mixed` (the
@@ -70,11 +69,6 @@ PEER_API_KEY = "peer-bench-api-key-not-used-8c1e"
 PEER_UNHANDLED = frozenset({"payout.paid"})
 QUEUE_OUTCOMES = frozenset({"applied", "duplicate", "stale", "ignored"})
 TARGETS = ("queue-1w", "queue-2w", "peer")
-# autovacuum's workers busy in the run's databases
-AUTOVACUUM_WORKERS = """
-SELECT count(*) FROM pg_stat_activity
- WHERE backend_type = 'autovacuum worker' AND datname = ANY($1::text[])
-"""
 
 
 @dataclass
@@ -120,8 +114,6 @@ class Repetition:
     segments: list[Segment] = field(default_factory=list)
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     load: list[str] = field(default_factory=list)
-    # per level: autovacuum workers busy before the settle, and its seconds
-    settles: list[tuple[int, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -283,29 +275,6 @@ class SideBySide:
                 pass  # e.g. a checkpoint recycled the segment's WAL before it was read
         return result
 
-    async def settle(self, server: asyncpg.Connection[Any], urls: list[str]) -> int:
-        """Every receiver's database vacuumed and analysed; returns the autovacuum workers
-        that were busy in them before.
-
-        A burst of writes (the warm-up's rows in fresh tables, a level's few thousand)
-        wakes autovacuum, which left to itself runs in whichever segment comes next: the
-        first receiver of a repetition's order then measures slowest at concurrency 1.
-        Each level starts from the same state for every receiver instead, as pgbench
-        vacuums before its run. Each receiver's own work (Queue's sealing among it) is
-        still in its segment; only the database's upkeep between levels is not. No
-        checkpoint: the full pages it would make every level write again fall on the
-        receiver that touches more pages, which is not what the levels compare.
-        """
-        names = [url.rsplit("/", 1)[1] for url in urls]
-        busy: int = await server.fetchval(AUTOVACUUM_WORKERS, names)
-        for url in urls:
-            conn = await asyncpg.connect(url)
-            try:
-                await conn.execute("VACUUM (ANALYZE)")
-            finally:
-                await conn.close()
-        return busy
-
     # ---- one repetition ------------------------------------------------------------------
 
     @contextmanager
@@ -354,9 +323,6 @@ class SideBySide:
                     await self.segment(server, by_name[name], warmup, 16, wal=False)
                 for i, (level, bodies) in enumerate(zip(self.levels, workload.levels, strict=True)):
                     path = self.bodies_file(f"{workload.name}-level{i}", bodies)
-                    started = time.perf_counter()
-                    busy = await self.settle(server, list(urls.values()))
-                    result.settles.append((busy, time.perf_counter() - started))
                     for name in result.order:
                         measured = await self.segment(server, by_name[name], path, level)
                         errors = segment_errors(
@@ -372,9 +338,7 @@ class SideBySide:
                         + ", ".join(
                             f"{s.target} {s.result['throughput']:.0f}/s"
                             for s in result.segments[-len(names) :]
-                        )
-                        + f" (settled in {result.settles[-1][1]:.1f} s; autovacuum workers"
-                        f" busy before: {busy})",
+                        ),
                         flush=True,
                     )
                 for target in running:
