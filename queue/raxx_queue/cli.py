@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 
 import uvicorn
 from pydantic import SecretStr
@@ -73,11 +74,12 @@ def run_server(settings: Settings, workers: int) -> int:
     # workers re-read the environment: hand them the resolved database
     assert settings.database_url is not None
     os.environ["DATABASE_URL"] = settings.database_url.get_secret_value()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # the operator's: left as it is
-        return Supervisor(workers, options).run()
-    # the workers' metric files, for the service's life: removed when it stops
-    with tempfile.TemporaryDirectory(prefix="queue-metrics-") as metrics_dir:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    with ExitStack() as stack:
+        # the workers' metric files, for the service's life: removed when it stops (a
+        # directory the operator named is theirs, and stays)
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            metrics = tempfile.TemporaryDirectory(prefix="queue-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = stack.enter_context(metrics)
         return Supervisor(workers, options).run()
 
 
