@@ -60,6 +60,9 @@ async def test_old_payloads_are_stripped_and_a_late_retry_is_still_a_duplicate(
         assert payload["type"] == event["type"]
         assert payload["created"] == event["created"]
         assert payload["data"]["object"]["id"] == event["data"]["object"]["id"]
+        # the same as stripping the whole event, though stripped from its stored stub
+        whole = await db.fetchval("SELECT billing_strip_payload($1::jsonb)", json.dumps(event))
+        assert payload == json.loads(whole)
         for needle in person.NEEDLES:
             assert needle not in row["payload"]
     for event in recent:
