@@ -48,7 +48,8 @@ class Lane:
 async def fresh_lane(prefix: str, customers: int) -> AsyncIterator[Lane]:
     """A lane on a fresh database where every customer's subscription exists already
     (that first round goes before the caller measures anything); dropped afterwards."""
-    bench = Bench(QUICK, Path(tempfile.mkdtemp(prefix=prefix)))
+    scratch = tempfile.TemporaryDirectory(prefix=prefix)
+    bench = Bench(QUICK, Path(scratch.name))
     template = await bench.template()
     url = await bench.clone(template)
     conn = await asyncpg.connect(url)
@@ -68,3 +69,4 @@ async def fresh_lane(prefix: str, customers: int) -> AsyncIterator[Lane]:
         await conn.close()
         await drop_database(bench.server, url)
         await drop_database(bench.server, template)
+        scratch.cleanup()
