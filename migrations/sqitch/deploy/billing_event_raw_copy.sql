@@ -206,14 +206,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     i integer;
 BEGIN
-    IF jsonb_typeof(p) IS DISTINCT FROM 'array' THEN
-        RAISE EXCEPTION 'billing_apply_stripe_events takes a JSON array' USING ERRCODE = '22023';
-    END IF;
-    -- a raw copy (or NULL) for each event: a stub payload without its copy would lose
-    -- the event's body
-    IF p_raws IS NOT NULL AND coalesce(array_length(p_raws, 1), 0) <> jsonb_array_length(p) THEN
-        RAISE EXCEPTION 'billing_apply_stripe_events takes one raw copy per event'
-            USING ERRCODE = '22023';
+    IF jsonb_typeof(p) IS DISTINCT FROM 'array'
+       OR coalesce(array_length(p_raws, 1), 0) > jsonb_array_length(p) THEN
+        RAISE EXCEPTION 'billing_apply_stripe_events takes a JSON array, and no more raw copies than events' USING ERRCODE = '22023';
     END IF;
     PERFORM set_config('lock_timeout', p_lock_timeout, true);
     FOR i IN 0 .. jsonb_array_length(p) - 1 LOOP

@@ -1,0 +1,33 @@
+-- Deploy raxx_queue:billing_event_batch_copies to pg
+-- requires: billing_event_raw_copy
+BEGIN;
+
+-- A batch takes one raw copy per event, or none at all. billing_event_raw_copy refused
+-- only more copies than events: with fewer, the events past the last copy would be
+-- stored as stubs without their bodies.
+CREATE OR REPLACE FUNCTION billing_apply_stripe_events(p jsonb, p_lock_timeout text, p_raws text[])
+RETURNS TABLE (n integer, outcome text, queue_customer_id text, mirror_changed boolean,
+               mirror_version bigint, access_change jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+    i integer;
+BEGIN
+    IF jsonb_typeof(p) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'billing_apply_stripe_events takes a JSON array' USING ERRCODE = '22023';
+    END IF;
+    -- a raw copy (or NULL) for each event: a stub payload without its copy would lose
+    -- the event's body
+    IF p_raws IS NOT NULL AND coalesce(array_length(p_raws, 1), 0) <> jsonb_array_length(p) THEN
+        RAISE EXCEPTION 'billing_apply_stripe_events takes one raw copy per event'
+            USING ERRCODE = '22023';
+    END IF;
+    PERFORM set_config('lock_timeout', p_lock_timeout, true);
+    FOR i IN 0 .. jsonb_array_length(p) - 1 LOOP
+        RETURN QUERY SELECT i + 1, r.outcome, r.queue_customer_id, r.mirror_changed,
+                            r.mirror_version, r.access_change
+                       FROM billing_apply_stripe_event(p -> i, p_raws[i + 1]) AS r;
+    END LOOP;
+END;
+$$;
+
+COMMIT;
